@@ -1,0 +1,207 @@
+"""Event -> statement mapping: a per-connector registry of pure, typed handler functions.
+
+Each connector owns a `StatementMapper` instance (never a class-level shared dict). Handlers are
+registered by payload model; the model's `event_types` are the keys::
+
+    mapper = StatementMapper()
+
+    class CourseCompleted(EventPayload):
+        event_types = ("course.completed",)
+        user_id: int
+        course_id: int
+
+    @mapper.on(CourseCompleted)
+    def course_completed(e: CourseCompleted, ctx: MappingContext) -> list[Statement]:
+        return [ctx.statement(verb=Verbs.COMPLETED, key=[("user", str(e.user_id)), ...], ...)]
+
+A duplicate key raises at import. An event type with no handler gives `Unmapped` (counted, not an
+error). A payload that does not fit its model raises `MappingError` (dead-lettered with the reason).
+`MappingContext.statement()` is the one place that assigns the deterministic id, the platform and
+the lineage extensions, so every connector gets them the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
+
+from hub.errors import MappingError
+from hub.events import SourceEvent
+from hub.xapi import (
+    Activity,
+    Agent,
+    Context,
+    Group,
+    Result,
+    Statement,
+    StatementRef,
+    SubStatement,
+    Verb,
+)
+from hub.xapi.ids import activity_iri, extension_iri, natural_key, statement_id, statement_namespace
+from hub.xapi.vocab import VerbDef
+
+if TYPE_CHECKING:
+    from hub.connector import Person
+
+
+class EventPayload(BaseModel):
+    """Base of typed payload models. Vendors add fields freely, so extra keys are ignored here
+    (unlike config, where unknown keys are errors)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event_types: ClassVar[tuple[str, ...]]
+
+
+P = TypeVar("P", bound=EventPayload)
+Handler = Callable[[P, "MappingContext"], Sequence[Statement]]
+
+
+@dataclass(frozen=True)
+class Unmapped:
+    """No handler for this event type: counted and logged, not an error."""
+
+    event_type: str
+
+
+MapResult = Sequence[Statement] | Unmapped
+
+
+class ActorResolver(Protocol):
+    """Turns what a source says about a person into an xAPI Agent (see `hub.identity`)."""
+
+    def agent(self, person: Person, *, source: str, home_page: str) -> Agent: ...
+
+
+LINEAGE = ("source", "source-tenant", "source-event-id", "connector", "connector-version")
+
+
+@dataclass(frozen=True)
+class MappingContext:
+    """Everything a handler may use besides its payload. Handlers never touch globals."""
+
+    base_iri: str
+    source: str
+    tenant: str
+    platform: str
+    connector_type: str
+    connector_version: str
+    instance_id: str
+    home_page: str
+    actors: ActorResolver
+    event: SourceEvent
+    language: str = "en"
+
+    def agent(self, person: Person) -> Agent:
+        """Resolve a person to an Agent; raises UnresolvedActor per the identity policy."""
+        return self.actors.agent(person, source=self.source, home_page=self.home_page)
+
+    def activity_id(self, kind: str, source_id: str) -> str:
+        return activity_iri(
+            self.base_iri, source=self.source, tenant=self.tenant, kind=kind, source_id=source_id
+        )
+
+    def extension(self, name: str) -> str:
+        return extension_iri(self.base_iri, name)
+
+    def natural_key(self, verb_key: str, key: Sequence[tuple[str, str]]) -> str:
+        return natural_key(source=self.source, tenant=self.tenant, verb_key=verb_key, parts=key)
+
+    def statement_id(self, verb_key: str, key: Sequence[tuple[str, str]]) -> UUID:
+        return statement_id(statement_namespace(self.base_iri), self.natural_key(verb_key, key))
+
+    def lang(self, text: str) -> dict[str, str]:
+        return {self.language: text}
+
+    def statement(
+        self,
+        *,
+        verb: VerbDef,
+        key: Sequence[tuple[str, str]],
+        actor: Agent | Group,
+        object: Activity | Agent | Group | StatementRef | SubStatement,  # noqa: A002
+        timestamp: datetime,
+        result: Result | None = None,
+        context: Context | None = None,
+        verb_key: str | None = None,
+        extensions: Mapping[str, JsonValue] | None = None,
+    ) -> Statement:
+        """Build a statement with its deterministic id, platform and lineage extensions.
+
+        `key` is the natural key (names and order fixed forever per mapping table); `verb_key`
+        defaults to the verb's own key. Lineage records the natural key, not the delivery id,
+        so a webhook and a backfill of the same fact produce byte-identical statements.
+        """
+        vk = verb_key or verb.key
+        nk = self.natural_key(vk, key)
+        lineage: dict[str, JsonValue] = {
+            self.extension("source"): self.source,
+            self.extension("source-tenant"): self.tenant,
+            self.extension("source-event-id"): nk,
+            self.extension("connector"): self.connector_type,
+            self.extension("connector-version"): self.connector_version,
+        }
+        ctx = context or Context()
+        merged: dict[str, JsonValue] = {**lineage, **dict(ctx.extensions or {}), **(extensions or {})}
+        updates: dict[str, object] = {"extensions": merged}
+        if isinstance(object, Activity):
+            updates["platform"] = ctx.platform or self.platform
+            updates["language"] = ctx.language or self.language
+        ctx = ctx.model_copy(update=updates)
+        return Statement(
+            id=statement_id(statement_namespace(self.base_iri), nk),
+            actor=actor,
+            verb=Verb(id=verb.iri, display={"en-US": verb.display}),
+            object=object,
+            result=result,
+            context=ctx,
+            timestamp=timestamp,
+        )
+
+
+class StatementMapper:
+    """A connector's registry of handlers, keyed by the payload model's event types."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, tuple[type[EventPayload], Handler[EventPayload]]] = {}
+
+    def on(self, model: type[P]) -> Callable[[Handler[P]], Handler[P]]:
+        """Register a handler for every event type the payload model declares."""
+
+        def register(fn: Handler[P]) -> Handler[P]:
+            for event_type in model.event_types:
+                if event_type in self._handlers:
+                    raise ValueError(f"duplicate mapping for event type {event_type!r}")
+                self._handlers[event_type] = (model, fn)  # type: ignore[assignment]
+            return fn
+
+        return register
+
+    @property
+    def event_types(self) -> frozenset[str]:
+        return frozenset(self._handlers)
+
+    def __len__(self) -> int:
+        return len(self._handlers)
+
+    def map(self, event: SourceEvent, ctx: MappingContext) -> MapResult:
+        entry = self._handlers.get(event.event_type)
+        if entry is None:
+            return Unmapped(event.event_type)
+        model, fn = entry
+        try:
+            payload = model.model_validate(event.payload)
+        except ValidationError as exc:
+            raise MappingError(
+                f"{event.event_type}: payload does not fit {model.__name__}: "
+                + "; ".join(
+                    f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+                )
+            ) from None
+        return list(fn(payload, ctx))

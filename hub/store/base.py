@@ -1,0 +1,194 @@
+"""The hub's state behind one small interface, with a Redis and a SQLite implementation.
+
+What lives here: poll cursors and locks, inbound de-duplication keys (with TTL), small per-instance
+state (identity cache, sessions, snapshots), the per-LRS outboxes, the dead letters, and
+component health. The Celery broker is NOT here (kombu owns it).
+
+Outbox semantics (the delivery guarantee rests on them):
+
+* `outbox_append` is idempotent by (lrs, statement_id): appending an id already waiting keeps one
+  copy, so a replayed page or a duplicate normalize never sends twice.
+* `outbox_lease` atomically moves up to N *due* items (not_before <= now) into a lease that expires
+  at now + lease_seconds. Leased items are invisible to other leases. An expired lease (its worker
+  died) returns its items to the ready set on the next lease call: nothing is lost.
+* `outbox_ack` removes items for good; only call it after the LRS confirmed them.
+* `outbox_release` puts leased items back, optionally not before a time (retry backoff), counting
+  an attempt when asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
+
+
+class OutboxItem(BaseModel):
+    """One canonical statement waiting for one LRS."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    statement_id: str
+    body: bytes = Field(description="canonical bytes, sent unchanged on every attempt")
+    instance_id: str
+    verb: str
+    enqueued_at: AwareDatetime
+    received_at: AwareDatetime | None = Field(
+        default=None, description="when the source event reached the hub (latency metric)"
+    )
+    attempts: int = 0
+    first_failure_at: AwareDatetime | None = None
+    last_error: str | None = None
+
+
+class Lease(BaseModel):
+    """Items taken by one delivery attempt."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lease_id: str
+    lrs: str
+    items: list[OutboxItem]
+    expires_at: AwareDatetime
+
+
+class OutboxStats(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ready: int
+    leased: int
+    oldest_enqueued_at: AwareDatetime | None
+
+
+class DeadLetter(BaseModel):
+    """Something that could not go further, kept with everything needed to replay it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(description="stable id: stage, lrs and statement id or envelope hash")
+    stage: str = Field(description="ingest | normalize | deliver | identity")
+    lrs: str | None = None
+    instance_id: str | None = None
+    statement_id: str | None = None
+    reason: str = Field(description="short machine-readable cause, e.g. lrs_rejected, conflict")
+    detail: str = Field(description="human-readable cause, e.g. the LRS's message")
+    attempts: int = 1
+    first_at: AwareDatetime
+    last_at: AwareDatetime
+    body: bytes | None = Field(default=None, description="original statement bytes")
+    envelope: JsonValue = Field(default=None, description="original raw event envelope")
+    stored_version: bytes | None = Field(
+        default=None, description="for conflicts: what the LRS holds under that id"
+    )
+
+
+class DeadLetterFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stage: str | None = None
+    lrs: str | None = None
+    instance_id: str | None = None
+    reason: str | None = None
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+    limit: int | None = None
+
+
+@runtime_checkable
+class Store(Protocol):
+    """The hub's state. Implementations: `RedisStore`, `SqliteStore`."""
+
+    # -- health of the backing service -------------------------------------------------------
+    def ping(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+    # -- cursors and locks ---------------------------------------------------------------------
+    def get_cursor(self, instance_id: str) -> str | None: ...
+
+    def set_cursor(self, instance_id: str, value: str) -> None: ...
+
+    def delete_cursor(self, instance_id: str) -> None: ...
+
+    def acquire_lock(self, name: str, *, owner: str, ttl_seconds: float) -> bool:
+        """SET NX PX: True when `owner` now holds the lock."""
+        ...
+
+    def refresh_lock(self, name: str, *, owner: str, ttl_seconds: float) -> bool: ...
+
+    def release_lock(self, name: str, *, owner: str) -> None:
+        """Release only if `owner` still holds it."""
+        ...
+
+    # -- de-duplication and small state -------------------------------------------------------
+    def mark_seen(self, namespace: str, key: str, *, ttl_seconds: float) -> bool:
+        """SET NX EX: True the first time (key, namespace) is seen within the TTL."""
+        ...
+
+    def unmark_seen(self, namespace: str, key: str) -> None:
+        """Undo `mark_seen` when the following step (enqueue) failed."""
+        ...
+
+    def kv_get(self, namespace: str, key: str) -> str | None: ...
+
+    def kv_set(
+        self, namespace: str, key: str, value: str, *, ttl_seconds: float | None = None
+    ) -> None: ...
+
+    def kv_delete(self, namespace: str, key: str) -> None: ...
+
+    def kv_items(self, namespace: str) -> list[tuple[str, str]]:
+        """All live keys of a namespace (status page, quarantine)."""
+        ...
+
+    def incr(self, namespace: str, key: str, amount: int = 1) -> int:
+        """A persistent counter (quota use, metrics that must survive restarts)."""
+        ...
+
+    # -- outboxes ------------------------------------------------------------------------------
+    def outbox_append(self, lrs: str, items: Sequence[OutboxItem], *, now: datetime) -> int:
+        """Add items due at `now`; returns how many were new."""
+        ...
+
+    def outbox_lease(
+        self, lrs: str, *, max_items: int, lease_seconds: float, now: datetime
+    ) -> Lease | None:
+        """Take up to `max_items` due items, oldest first; None when nothing is due."""
+        ...
+
+    def outbox_ack(self, lrs: str, lease_id: str, statement_ids: Sequence[str]) -> None: ...
+
+    def outbox_release(
+        self,
+        lrs: str,
+        lease_id: str,
+        statement_ids: Sequence[str],
+        *,
+        not_before: datetime,
+        error: str | None = None,
+        count_attempt: bool = True,
+        now: datetime,
+    ) -> None: ...
+
+    def outbox_stats(self, lrs: str, *, now: datetime) -> OutboxStats: ...
+
+    def outbox_next_due(self, lrs: str) -> datetime | None:
+        """When the earliest waiting item becomes due (None: empty)."""
+        ...
+
+    # -- dead letters --------------------------------------------------------------------------
+    def dlq_add(self, letter: DeadLetter) -> None:
+        """Add, or on the same id update attempts/last_at/detail."""
+        ...
+
+    def dlq_list(self, flt: DeadLetterFilter) -> list[DeadLetter]:
+        """Newest first."""
+        ...
+
+    def dlq_get(self, letter_id: str) -> DeadLetter | None: ...
+
+    def dlq_delete(self, letter_ids: Sequence[str]) -> int: ...
+
+    def dlq_count(self, *, lrs: str | None = None, stage: str | None = None) -> int: ...
