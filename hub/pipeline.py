@@ -1,0 +1,384 @@
+"""The plain functions the Celery tasks call: poll one page, normalize raw events.
+
+Nothing here knows Celery. Each function takes its collaborators explicitly (store, enqueuer,
+clock, the bound connector instances), so the same code runs in a worker, in `lxhub backfill`,
+in the demo and in tests.
+
+Ordering rules that make the delivery guarantee hold:
+* poll: events are enqueued (durably) BEFORE the cursor is saved; a crash in between replays a
+  page, and deterministic statement ids make the replay harmless.
+* normalize: statements are appended to every routed outbox, and failures are dead-lettered,
+  BEFORE the task returns (and so before Celery acknowledges the message: acks_late).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from hub import health
+from hub.clock import Clock
+from hub.connector import Connector, Polling
+from hub.errors import HubError, MappingError, TransientError, UnresolvedActor
+from hub.events import SourceEvent
+from hub.mapping import ActorResolver, MappingContext, Unmapped
+from hub.queue import Enqueuer
+from hub.store.base import DeadLetter, OutboxItem, Store
+from hub.xapi import Statement
+from hub.xapi.serialize import canonical_bytes
+from hub.xapi.validation import StatementInvalid
+
+logger = logging.getLogger(__name__)
+
+XapiVersion = Literal["1.0.3", "2.0.0"]
+
+
+@dataclass(frozen=True)
+class Destination:
+    """An LRS as the normalizer sees it: its name, version and routing filters."""
+
+    name: str
+    xapi_version: XapiVersion = "1.0.3"
+    instances: frozenset[str] | None = None
+    verbs: frozenset[str] | None = None
+
+    def accepts(self, instance_id: str, verb_iri: str) -> bool:
+        if self.instances is not None and instance_id not in self.instances:
+            return False
+        if self.verbs is None:
+            return True
+        # Admins may name a verb by IRI or by its last path segment ("completed").
+        short = verb_iri.rstrip("/").rsplit("/", 1)[-1]
+        return verb_iri in self.verbs or short in self.verbs
+
+
+class BoundInstance(Protocol):
+    """A configured, instantiated connector: what the pipeline needs of an instance."""
+
+    @property
+    def instance_id(self) -> str: ...
+
+    @property
+    def connector(self) -> Connector[Any]: ...
+
+    @property
+    def lrs(self) -> frozenset[str] | None:
+        """Names of the destinations this instance routes to (None: all)."""
+        ...
+
+
+def mapping_context(
+    bound: BoundInstance, event: SourceEvent, *, base_iri: str, actors: ActorResolver
+) -> MappingContext:
+    conn = bound.connector
+    return MappingContext(
+        base_iri=base_iri,
+        source=conn.source,
+        tenant=conn.tenant,
+        platform=conn.platform,
+        connector_type=conn.name,
+        connector_version=conn.version,
+        instance_id=bound.instance_id,
+        home_page=conn.account_home_page,
+        actors=actors,
+        event=event,
+    )
+
+
+def envelope_id(event: SourceEvent) -> str:
+    """A stable id for a raw envelope (dead letters of the same event collapse into one)."""
+    raw = json.dumps(
+        event.model_dump(mode="json", exclude={"received_at", "attempt", "via"}),
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+@dataclass
+class NormalizeReport:
+    events: int = 0
+    statements: int = 0
+    unmapped: dict[str, int] = field(default_factory=dict)
+    dead_lettered: dict[str, int] = field(default_factory=dict)
+    appended: dict[str, int] = field(default_factory=dict)
+    """New outbox items per LRS (duplicates of waiting items are not counted)."""
+    produced: dict[str, int] = field(default_factory=dict)
+    """Statements routed per LRS."""
+
+
+def _dead_letter(
+    store: Store,
+    event: SourceEvent,
+    *,
+    stage: str,
+    reason: str,
+    detail: str,
+    now: datetime,
+    report: NormalizeReport,
+) -> None:
+    logger.warning(
+        "dead-lettered %s event: %s",
+        event.event_type,
+        reason,
+        extra={"instance": event.instance_id, "reason": reason},
+    )
+    store.dlq_add(
+        DeadLetter(
+            id=f"{stage}:{event.instance_id}:{envelope_id(event)}",
+            stage=stage,
+            instance_id=event.instance_id,
+            reason=reason,
+            detail=detail[:2000],
+            attempts=event.attempt + 1,
+            first_at=now,
+            last_at=now,
+            envelope=event.model_dump(mode="json"),
+        )
+    )
+    report.dead_lettered[reason] = report.dead_lettered.get(reason, 0) + 1
+
+
+def normalize(
+    events: Sequence[SourceEvent],
+    *,
+    instances: Callable[[str], BoundInstance | None],
+    destinations: Sequence[Destination],
+    store: Store,
+    clock: Clock,
+    base_iri: str,
+    actors: ActorResolver,
+) -> NormalizeReport:
+    """Map raw events to statements and append their canonical bytes to each routed outbox.
+
+    Raises TransientError (e.g. a user-API lookup failed) so the caller retries the whole batch;
+    everything else that goes wrong with one event is dead-lettered with its reason, and the
+    other events go on.
+    """
+    report = NormalizeReport(events=len(events))
+    now = clock.now()
+    batches: dict[str, list[OutboxItem]] = defaultdict(list)
+    for event in events:
+        bound = instances(event.instance_id)
+        if bound is None:
+            _dead_letter(
+                store, event, stage="normalize", reason="unknown_instance",
+                detail=f"no enabled connector instance {event.instance_id!r}; enable it, then "
+                "replay with `lxhub dlq replay`",
+                now=now, report=report,
+            )
+            continue
+        ctx = mapping_context(bound, event, base_iri=base_iri, actors=actors)
+        try:
+            result = bound.connector.map(event, ctx)
+        except TransientError:
+            raise
+        except UnresolvedActor as exc:
+            _dead_letter(store, event, stage="identity", reason="unresolved_actor",
+                         detail=f"{exc}; add the person to the identity map, then replay",
+                         now=now, report=report)
+            continue
+        except MappingError as exc:
+            _dead_letter(store, event, stage="normalize", reason="mapping_failed",
+                         detail=str(exc), now=now, report=report)
+            continue
+        except HubError as exc:
+            _dead_letter(store, event, stage="normalize", reason=type(exc).__name__,
+                         detail=str(exc), now=now, report=report)
+            continue
+        except Exception as exc:  # a connector bug must not block the other events
+            logger.exception("connector %s crashed mapping %s", bound.connector.name,
+                             event.event_type, extra={"instance": event.instance_id})
+            _dead_letter(store, event, stage="normalize", reason="mapper_crashed",
+                         detail=f"{type(exc).__name__}: {exc}", now=now, report=report)
+            continue
+        if isinstance(result, Unmapped):
+            report.unmapped[result.event_type] = report.unmapped.get(result.event_type, 0) + 1
+            continue
+        _route(result, event=event, bound=bound, destinations=destinations, store=store,
+               now=now, batches=batches, report=report)
+    for lrs_name, items in batches.items():
+        report.appended[lrs_name] = store.outbox_append(lrs_name, items, now=now)
+    return report
+
+
+def _route(
+    statements: Sequence[Statement],
+    *,
+    event: SourceEvent,
+    bound: BoundInstance,
+    destinations: Sequence[Destination],
+    store: Store,
+    now: datetime,
+    batches: dict[str, list[OutboxItem]],
+    report: NormalizeReport,
+) -> None:
+    for statement in statements:
+        verb_iri = statement.verb.id
+        targets = [
+            d for d in destinations
+            if (bound.lrs is None or d.name in bound.lrs) and d.accepts(bound.instance_id, verb_iri)
+        ]
+        encoded: dict[str, bytes] = {}
+        try:
+            for version in {d.xapi_version for d in targets}:
+                encoded[version] = canonical_bytes(statement, version=version)
+        except StatementInvalid as exc:
+            _dead_letter(store, event, stage="normalize", reason="invalid_statement",
+                         detail=str(exc), now=now, report=report)
+            continue
+        report.statements += 1
+        sid = str(statement.id or uuid.uuid4())
+        for dest in targets:
+            batches[dest.name].append(
+                OutboxItem(
+                    statement_id=sid,
+                    body=encoded[dest.xapi_version],
+                    instance_id=bound.instance_id,
+                    verb=verb_iri,
+                    enqueued_at=now,
+                    received_at=event.received_at,
+                )
+            )
+            report.produced[dest.name] = report.produced.get(dest.name, 0) + 1
+
+
+@dataclass
+class PollReport:
+    instance_id: str
+    skipped: bool = False
+    events: int = 0
+    has_more: bool = False
+    cursor: str | None = None
+    total_hint: int | None = None
+    seconds: float = 0.0
+
+
+def run_poll(
+    bound: BoundInstance,
+    *,
+    store: Store,
+    enqueuer: Enqueuer,
+    clock: Clock,
+    safety_lag: timedelta = timedelta(seconds=30),
+    cursor_key: str | None = None,
+    until: datetime | None = None,
+    lock_ttl: float = 300.0,
+) -> PollReport:
+    """Poll ONE page for an instance: lock, read cursor, fetch, enqueue, then save the cursor.
+
+    `cursor_key` lets a backfill keep its own cursor beside the live one. Errors propagate to
+    the caller (the task maps them to retry / wait / unhealthy) after being recorded in health.
+    """
+    connector = bound.connector
+    if not isinstance(connector, Polling):
+        raise TypeError(f"connector {connector.name!r} cannot poll")
+    key = cursor_key or bound.instance_id
+    owner = uuid.uuid4().hex
+    lock = f"poll:{key}"
+    started = time.monotonic()
+    if not store.acquire_lock(lock, owner=owner, ttl_seconds=lock_ttl):
+        return PollReport(instance_id=bound.instance_id, skipped=True)
+    try:
+        raw = store.get_cursor(key)
+        cursor = connector.cursor_model.model_validate_json(raw) if raw else None
+        now = clock.now()
+        limit = until if until is not None else now - safety_lag
+        try:
+            page = connector.poll(cursor, until=limit)
+        except HubError as exc:
+            health.record_error(store, bound.instance_id, at=now, error=f"{type(exc).__name__}: {exc}")
+            raise
+        if page.events:
+            enqueuer.enqueue(page.events)  # durable first ...
+        saved = None
+        if page.next_cursor is not None:
+            saved = page.next_cursor.model_dump_json()
+            store.set_cursor(key, saved)  # ... cursor second
+        if cursor_key is None:
+            health.record_success(store, bound.instance_id, at=now, events=len(page.events),
+                                  cursor=saved)
+        return PollReport(
+            instance_id=bound.instance_id,
+            events=len(page.events),
+            has_more=page.has_more,
+            cursor=saved,
+            total_hint=page.total_hint,
+            seconds=time.monotonic() - started,
+        )
+    finally:
+        store.release_lock(lock, owner=owner)
+
+
+@dataclass
+class DrainReport:
+    leased: int = 0
+    normalized: NormalizeReport | None = None
+    retried: int = 0
+    dead_lettered: int = 0
+    more_waiting: bool = False
+
+
+def drain_inbox(
+    *,
+    store: Store,
+    clock: Clock,
+    normalize_batch: Callable[[Sequence[SourceEvent]], NormalizeReport],
+    max_items: int = 200,
+    lease_seconds: float = 120.0,
+    max_attempts: int = 12,
+    backoff: Callable[[int], float],
+) -> DrainReport:
+    """Lease raw events from the inbox, normalize them, and only then remove them.
+
+    A TransientError (a user-API lookup failed) puts the whole lease back with backoff; after
+    `max_attempts` the envelopes go to the dead letters (replayable), never silently away.
+    """
+    from hub.inbox import INBOX, from_item  # local: inbox imports this module
+
+    now = clock.now()
+    lease = store.outbox_lease(INBOX, max_items=max_items, lease_seconds=lease_seconds, now=now)
+    if lease is None:
+        return DrainReport()
+    ids = [item.statement_id for item in lease.items]
+    report = DrainReport(leased=len(ids), more_waiting=len(ids) == max_items)
+    events: list[SourceEvent] = []
+    for item in lease.items:
+        try:
+            events.append(from_item(item))
+        except ValueError as exc:  # an envelope written by an incompatible version
+            store.dlq_add(DeadLetter(
+                id=f"ingest:{item.statement_id}", stage="ingest", instance_id=item.instance_id,
+                reason="bad_envelope", detail=str(exc)[:2000], first_at=now, last_at=now,
+                body=item.body,
+            ))
+            report.dead_lettered += 1
+    try:
+        report.normalized = normalize_batch(events)
+    except TransientError as exc:
+        attempts = max((item.attempts for item in lease.items), default=0) + 1
+        if attempts >= max_attempts:
+            nreport = NormalizeReport()
+            for event in events:
+                _dead_letter(store, event, stage="normalize", reason="lookup_unavailable",
+                             detail=f"gave up after {attempts} attempts: {exc}", now=now,
+                             report=nreport)
+            report.dead_lettered += len(events)
+        else:
+            store.outbox_release(
+                INBOX, lease.lease_id, ids,
+                not_before=now + timedelta(seconds=backoff(attempts)),
+                error=str(exc)[:500], count_attempt=True, now=now,
+            )
+            report.retried = len(ids)
+            return report
+    store.outbox_ack(INBOX, lease.lease_id, ids)
+    return report

@@ -1,0 +1,1 @@
+"""Static assets served by the hub (status page, tracker scripts)."""

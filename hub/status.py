@@ -1,0 +1,110 @@
+"""The figures of `/api/status`, the status page and `lxhub status`, read from the store."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from hub import health
+from hub.delivery import circuit_state
+from hub.inbox import INBOX
+from hub.store.base import DeadLetterFilter
+
+if TYPE_CHECKING:
+    from hub.runtime import HubRuntime
+
+
+class ConnectorStatus(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    type: str
+    enabled: bool
+    capabilities: list[str]
+    last_poll_at: AwareDatetime | None
+    last_success_at: AwareDatetime | None
+    cursor: str | None
+    last_error: str | None
+    last_error_at: AwareDatetime | None
+    unhealthy: bool
+
+
+class LrsStatus(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    type: str
+    enabled: bool
+    backlog: int
+    in_flight: int
+    oldest_waiting_seconds: float | None
+    paused: bool
+    paused_reason: str | None
+    next_probe_at: AwareDatetime | None
+    dead_letters: int
+
+
+class DeadLetterSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    stage: str
+    lrs: str | None
+    instance_id: str | None
+    reason: str
+    detail: str
+    last_at: AwareDatetime
+
+
+class HubStatus(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    generated_at: AwareDatetime
+    inbox_backlog: int
+    connectors: list[ConnectorStatus]
+    lrs: list[LrsStatus]
+    dead_letters_total: int
+    recent_dead_letters: list[DeadLetterSummary]
+
+
+def collect(runtime: HubRuntime, *, now: datetime | None = None, recent: int = 10) -> HubStatus:
+    store = runtime.store
+    now = now or runtime.clock.now()
+    connectors: list[ConnectorStatus] = []
+    for instance_id, instance in sorted(runtime.loaded.instances.items()):
+        h = health.read(store, instance_id)
+        bound = runtime.connectors.get(instance_id)
+        caps = sorted(c.value for c in bound.connector.capabilities()) if bound else []
+        connectors.append(ConnectorStatus(
+            id=instance_id, type=instance.type, enabled=instance.enabled, capabilities=caps,
+            last_poll_at=h.last_poll_at, last_success_at=h.last_success_at, cursor=h.cursor,
+            last_error=h.last_error, last_error_at=h.last_error_at, unhealthy=h.unhealthy,
+        ))
+    lrs_list: list[LrsStatus] = []
+    for lrs in runtime.config.lrs:
+        stats = store.outbox_stats(lrs.name, now=now)
+        circuit = circuit_state(store, lrs.name)
+        oldest = (now - stats.oldest_enqueued_at).total_seconds() if stats.oldest_enqueued_at \
+            else None
+        lrs_list.append(LrsStatus(
+            name=lrs.name, type=lrs.type, enabled=lrs.enabled, backlog=stats.ready,
+            in_flight=stats.leased, oldest_waiting_seconds=oldest, paused=circuit is not None,
+            paused_reason=circuit.reason if circuit else None,
+            next_probe_at=circuit.probe_at if circuit else None,
+            dead_letters=store.dlq_count(lrs=lrs.name),
+        ))
+    letters = store.dlq_list(DeadLetterFilter(limit=recent))
+    return HubStatus(
+        generated_at=now,
+        inbox_backlog=store.outbox_stats(INBOX, now=now).ready,
+        connectors=connectors,
+        lrs=lrs_list,
+        dead_letters_total=store.dlq_count(),
+        recent_dead_letters=[
+            DeadLetterSummary(id=d.id, stage=d.stage, lrs=d.lrs, instance_id=d.instance_id,
+                              reason=d.reason, detail=d.detail[:300], last_at=d.last_at)
+            for d in letters
+        ],
+    )
