@@ -1,0 +1,1 @@
+"""lxhub's Celery side: the app, its settings, the beat schedule and thin task modules."""

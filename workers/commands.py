@@ -1,0 +1,199 @@
+"""The process commands of `lxhub`: `up`, `serve`, `worker`, `beat`, `healthcheck`.
+
+They live in `workers` (which may import Celery and the task modules) and reach the `lxhub`
+command through the `lxhub.commands` entry point, so `hub` never imports `workers`.
+
+Every command loads and validates the config first, with the same code `lxhub config check`
+runs: a bad config stops the service with `file: key: message` lines and exit status 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hub.commands import CliState
+from hub.logs import setup_logging
+from hub.runtime import HubRuntime
+
+logger = logging.getLogger(__name__)
+
+
+def _runtime(state: CliState) -> HubRuntime:
+    rt = HubRuntime.from_config_dir(state.config_dir)
+    setup_logging(level=rt.config.log_level, fmt=rt.config.log_format)
+    return rt
+
+
+def _metrics_dir(rt: HubRuntime, *, wipe: bool = False) -> None:
+    """prometheus-client multiprocess mode: every process writes its values under one dir."""
+    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or Path(rt.config.data_dir) / "metrics")
+    if wipe and path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+
+
+def _configure_celery(rt: HubRuntime) -> Any:
+    from workers.app import configure
+    from workers.kicks import kick
+
+    app = configure(rt, factory=lambda: HubRuntime.from_config_dir(rt.loaded.config_dir))
+    rt.kick = lambda task, args: kick(rt.store, task, args)
+    return app
+
+
+def _broker_ping(app: Any) -> bool:
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+    return True
+
+
+@click.command("serve")
+@click.option("--host", default=None, help="Listen address (default: web.host).")
+@click.option("--port", type=int, default=None, help="Listen port (default: web.port).")
+@click.pass_obj
+def serve_cmd(state: CliState, host: str | None, port: int | None) -> None:
+    """Run the web receiver (webhooks, health, metrics, status page)."""
+    from hub.web import serve
+    from hub.webapp import build_app
+
+    rt = _runtime(state)
+    _metrics_dir(rt)
+    app = _configure_celery(rt)
+    web = build_app(rt, broker_ping=lambda: _broker_ping(app))
+    h, p = host or rt.config.web.host, port or rt.config.web.port
+    logger.info("lxhub web receiver on http://%s:%s", h, p)
+    serve(web, h, p)
+
+
+@click.command("worker")
+@click.option("--queues", "-Q", default="poll,ingest,deliver", show_default=True,
+              help="Comma-separated queues to consume (scale them apart if you like).")
+@click.option("--concurrency", "-c", type=int, default=None,
+              help="Worker processes (default: number of CPUs).")
+@click.option("--pool", default="prefork", show_default=True,
+              type=click.Choice(["prefork", "threads", "solo"]))
+@click.pass_obj
+def worker_cmd(state: CliState, queues: str, concurrency: int | None, pool: str) -> None:
+    """Run a Celery worker for this hub."""
+    rt = _runtime(state)
+    _metrics_dir(rt)
+    app = _configure_celery(rt)
+    from workers.heartbeat import WorkerHeartbeat
+
+    app.steps["worker"].add(WorkerHeartbeat)
+    argv = ["worker", f"--queues={queues}", f"--pool={pool}",
+            f"--hostname=lxhub-{os.getpid()}@{socket.gethostname()}",
+            f"--loglevel={rt.config.log_level}", "--without-gossip", "--without-mingle"]
+    if concurrency:
+        argv.append(f"--concurrency={concurrency}")
+    app.worker_main(argv=argv)
+
+
+@click.command("beat")
+@click.pass_obj
+def beat_cmd(state: CliState) -> None:
+    """Run the scheduler (polls, flushes, upkeep); a second one only stands by."""
+    rt = _runtime(state)
+    app = _configure_celery(rt)
+    from workers.beat import LockedScheduler
+
+    schedule = Path(rt.config.data_dir) / "beat-schedule"
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    app.Beat(scheduler=LockedScheduler, schedule=str(schedule),
+             loglevel=rt.config.log_level).run()
+
+
+@click.command("up")
+@click.option("--concurrency", "-c", type=int, default=3, show_default=True,
+              help="Worker processes.")
+@click.pass_obj
+def up_cmd(state: CliState, concurrency: int) -> None:
+    """Run everything (receiver, worker, scheduler) in one process tree.
+
+    On the embedded default (no Redis configured) broker and state are SQLite files under the
+    data directory. Ctrl-C or SIGTERM shuts down cleanly: queued work stays in the store.
+    """
+    rt = _runtime(state)
+    _metrics_dir(rt, wipe=True)
+    cfg = rt.config
+    Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
+    base = [sys.executable, "-m", "hub.cli", "--config", str(rt.loaded.config_dir)]
+    env = dict(os.environ)
+    children = {
+        "web": subprocess.Popen([*base, "serve"], env=env),
+        "worker": subprocess.Popen([*base, "worker", "-c", str(concurrency)], env=env),
+        "beat": subprocess.Popen([*base, "beat"], env=env),
+    }
+    click.echo(
+        f"lxhub is up: receiver on http://{cfg.web.host}:{cfg.web.port}/  "
+        f"(broker: {_scheme(cfg.effective_broker_url)}, store: {_scheme(cfg.effective_store_url)})"
+        "\nPress Ctrl-C to stop."
+    )
+    stopping = False
+
+    def stop(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    code = 0
+    while not stopping:
+        for name, proc in children.items():
+            if proc.poll() is not None:
+                click.echo(f"lxhub {name} exited with status {proc.returncode}; stopping the rest",
+                           err=True)
+                stopping, code = True, 1
+                break
+        time.sleep(0.5)
+    for proc in children.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)  # warm shutdown: running tasks finish
+    deadline = time.monotonic() + 30
+    for proc in children.values():
+        try:
+            proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    click.echo("lxhub stopped; queued work is kept in the store and resumes on the next start.")
+    sys.exit(code)
+
+
+def _scheme(url: str) -> str:
+    return url.split(":", 1)[0]
+
+
+@click.command("healthcheck")
+@click.option("--role", type=click.Choice(["web", "worker", "beat"]), required=True)
+@click.pass_obj
+def healthcheck_cmd(state: CliState, role: str) -> None:
+    """Exit 0 when this container's role is alive (for Docker health checks)."""
+    import httpx
+
+    rt = HubRuntime.from_config_dir(state.config_dir)
+    if role == "web":
+        url = f"http://127.0.0.1:{rt.config.web.port}/healthz"
+        ok = httpx.get(url, timeout=3).status_code == 200
+    else:
+        from workers.heartbeat import NAMESPACE, beat_key
+
+        ok = rt.store.kv_get(NAMESPACE, beat_key(role)) is not None
+    if not ok:
+        click.echo(f"{role} is not healthy", err=True)
+        sys.exit(1)
+    click.echo(f"{role} ok")
+
+
+COMMANDS = (serve_cmd, worker_cmd, beat_cmd, up_cmd, healthcheck_cmd)

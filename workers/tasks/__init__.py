@@ -1,0 +1,1 @@
+"""Thin Celery tasks: parse arguments, call one function of `hub.pipeline`/`hub.delivery`."""

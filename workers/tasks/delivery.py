@@ -1,0 +1,85 @@
+"""`hub.deliver_statements(lrs)`: deliver one LRS's outbox; `hub.flush`: periodic sweep."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+
+from hub.delivery import deliver_once
+from hub.inbox import INBOX
+from workers import state
+from workers.app import app
+from workers.celeryconfig import MAX_COUNTDOWN
+from workers.kicks import kick
+
+logger = logging.getLogger(__name__)
+
+ROUND_SECONDS = 10.0
+"""Keep delivering this long per task while full batches are due, then hand over."""
+
+
+@app.task(name="hub.deliver_statements")
+def deliver_statements(lrs: str) -> int:
+    rt = state.runtime()
+    try:
+        cfg = rt.lrs_config(lrs)
+    except KeyError:
+        logger.error("no LRS named %r in hub.yaml; its outbox is kept", lrs, extra={"lrs": lrs})
+        return 0
+    if not cfg.enabled:
+        return 0
+    # One deliverer per LRS at a time: order stays sane and a slow LRS occupies at most one
+    # worker process, so it never delays deliveries to the others.
+    owner = uuid.uuid4().hex
+    lock = f"deliver:{lrs}"
+    lease_seconds = rt.config.delivery.lease_seconds
+    if not rt.store.acquire_lock(lock, owner=owner, ttl_seconds=lease_seconds):
+        return 0
+    delivered = 0
+    started = time.monotonic()
+    rng = random.Random()
+    client = rt.lrs_client(lrs)
+    try:
+        while True:
+            report = deliver_once(
+                store=rt.store,
+                lrs_name=lrs,
+                client=client,
+                clock=rt.clock,
+                batch_size=cfg.batch_size,
+                max_batch_wait=cfg.max_batch_wait,
+                lease_seconds=lease_seconds,
+                retry_horizon=cfg.retry_horizon,
+                rng=rng,
+                max_countdown=min(rt.config.delivery.max_countdown, MAX_COUNTDOWN),
+            )
+            rt.metrics.record_delivery(report, now=rt.clock.now())
+            delivered += report.stored
+            if not report.more_waiting or time.monotonic() - started > ROUND_SECONDS:
+                break
+            rt.store.refresh_lock(lock, owner=owner, ttl_seconds=lease_seconds)
+    finally:
+        client.close()
+        rt.store.release_lock(lock, owner=owner)
+    if report.more_waiting:
+        kick(rt.store, "hub.deliver_statements", (lrs,))
+    return delivered
+
+
+@app.task(name="hub.flush")
+def flush() -> None:
+    """Kick whatever has due work: the normalizer for the inbox, a deliverer per LRS."""
+    rt = state.runtime()
+    now = rt.clock.now()
+    due = rt.store.outbox_next_due(INBOX)
+    if due is not None and due <= now:
+        kick(rt.store, "hub.normalize_events")
+    for lrs in rt.config.lrs:
+        if not lrs.enabled:
+            continue
+        due = rt.store.outbox_next_due(lrs.name)
+        if due is not None and due <= now:
+            kick(rt.store, "hub.deliver_statements", (lrs.name,))
+    rt.metrics.record_outboxes(rt, now=now)

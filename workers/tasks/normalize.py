@@ -1,0 +1,59 @@
+"""`hub.normalize_events`: drain the inbox into the per-LRS outboxes."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Sequence
+
+from hub.backoff import full_jitter
+from hub.events import SourceEvent
+from hub.pipeline import NormalizeReport, drain_inbox, normalize
+from workers import state
+from workers.app import app
+from workers.kicks import kick
+
+logger = logging.getLogger(__name__)
+
+DRAIN_SECONDS = 5.0
+"""Keep draining this long per task; then hand over so other queues' work gets a turn."""
+
+
+@app.task(name="hub.normalize_events")
+def normalize_events() -> int:
+    rt = state.runtime()
+    rng = random.Random()
+
+    def batch(events: Sequence[SourceEvent]) -> NormalizeReport:
+        return normalize(
+            events,
+            instances=rt.enabled_instance,
+            destinations=rt.destinations,
+            store=rt.store,
+            clock=rt.clock,
+            base_iri=rt.config.base_iri,
+            actors=rt.identity,
+        )
+
+    started = time.monotonic()
+    total = 0
+    while True:
+        report = drain_inbox(
+            store=rt.store,
+            clock=rt.clock,
+            normalize_batch=batch,
+            backoff=lambda attempt: full_jitter(attempt, base=2.0, cap=600.0, rng=rng),
+        )
+        total += report.leased
+        if report.normalized is not None:
+            rt.metrics.record_normalize(report.normalized)
+            for lrs_name, count in report.normalized.produced.items():
+                if count:
+                    kick(rt.store, "hub.deliver_statements", (lrs_name,))
+        if not report.more_waiting:
+            break
+        if time.monotonic() - started > DRAIN_SECONDS:
+            kick(rt.store, "hub.normalize_events")
+            break
+    return total
