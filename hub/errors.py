@@ -54,11 +54,16 @@ class PermanentError(SourceError):
 
 
 class InvalidSignature(HubError):
-    """A webhook request failed authentication; `reason` is safe to log."""
+    """A webhook request failed authentication; `reason` is safe to log.
 
-    def __init__(self, reason: str) -> None:
+    `status` is what the receiver answers: 401 by default. A 2xx status means "acknowledge and
+    drop" (WebSub hubs must not learn which deliveries were rejected, and retry non-2xx forever).
+    """
+
+    def __init__(self, reason: str, *, status: int = 401) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.status = status
 
 
 class BadRequest(HubError):
