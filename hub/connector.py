@@ -150,6 +150,10 @@ class Connector(abc.ABC, Generic[SettingsT]):
         """Fetch a person from the source's user API (I/O). Override where the API allows."""
         return None
 
+    def maintain(self) -> None:
+        """Periodic housekeeping (renew subscriptions or leases); runs every few minutes."""
+        return None
+
     def map(self, event: SourceEvent, ctx: MappingContext) -> MapResult:
         """Map one raw event to statements. Defaults to the class's `mapper`."""
         return self.mapper.map(event, ctx)

@@ -41,7 +41,6 @@ from hub.xapi import (
     Statement,
     StatementRef,
     SubStatement,
-    Verb,
 )
 from hub.xapi.ids import activity_iri, extension_iri, natural_key, statement_id, statement_namespace
 from hub.xapi.vocab import VerbDef
@@ -125,7 +124,7 @@ class MappingContext:
         verb: VerbDef,
         key: Sequence[tuple[str, str]],
         actor: Agent | Group,
-        object: Activity | Agent | Group | StatementRef | SubStatement,  # noqa: A002
+        object_: Activity | Agent | Group | StatementRef | SubStatement,
         timestamp: datetime,
         result: Result | None = None,
         context: Context | None = None,
@@ -150,15 +149,15 @@ class MappingContext:
         ctx = context or Context()
         merged: dict[str, JsonValue] = {**lineage, **dict(ctx.extensions or {}), **(extensions or {})}
         updates: dict[str, object] = {"extensions": merged}
-        if isinstance(object, Activity):
+        if isinstance(object_, Activity):
             updates["platform"] = ctx.platform or self.platform
             updates["language"] = ctx.language or self.language
         ctx = ctx.model_copy(update=updates)
         return Statement(
             id=statement_id(statement_namespace(self.base_iri), nk),
             actor=actor,
-            verb=Verb(id=verb.iri, display={"en-US": verb.display}),
-            object=object,
+            verb=verb.verb(),
+            object_=object_,
             result=result,
             context=ctx,
             timestamp=timestamp,
