@@ -82,8 +82,13 @@ def test_delivery_into_the_local_lrs_via_the_real_client(tmp_path: Path) -> None
     lrs = LocalLrs(tmp_path / "lrs.sqlite")
     store = SqliteStore(tmp_path / "state.sqlite")
     items = [
-        OutboxItem(statement_id=str(st["id"]), body=json.dumps(st).encode(), instance_id="i",
-                   verb="v", enqueued_at=T0)
+        OutboxItem(
+            statement_id=str(st["id"]),
+            body=json.dumps(st).encode(),
+            instance_id="i",
+            verb="v",
+            enqueued_at=T0,
+        )
         for st in (statement() for _ in range(3))
     ]
     store.outbox_append("local", items, now=T0)
@@ -91,9 +96,17 @@ def test_delivery_into_the_local_lrs_via_the_real_client(tmp_path: Path) -> None
         LrsTarget(name="local", endpoint="http://local/xapi/", token="t"),
         http=httpx.Client(transport=LocalLrsTransport(lrs)),
     )
-    report = deliver_once(store=store, lrs_name="local", client=lrs_client,
-                          clock=FrozenClock(T0), batch_size=100, max_batch_wait=0,
-                          lease_seconds=30, retry_horizon=3600, rng=random.Random(1))
+    report = deliver_once(
+        store=store,
+        lrs_name="local",
+        client=lrs_client,
+        clock=FrozenClock(T0),
+        batch_size=100,
+        max_batch_wait=0,
+        lease_seconds=30,
+        retry_horizon=3600,
+        rng=random.Random(1),
+    )
     assert report.stored == 3
     assert lrs.count() == 3
     assert store.outbox_stats("local", now=T0).ready == 0

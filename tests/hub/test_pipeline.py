@@ -46,8 +46,11 @@ def completed(e: Completed, ctx: MappingContext) -> list[Statement]:
     return [
         ctx.statement(
             verb=Verbs.COMPLETED,
-            key=[("user", e.user_id), ("course", e.course_id),
-                 ("completed_at", e.completed_at.strftime("%Y-%m-%dT%H:%M:%SZ"))],
+            key=[
+                ("user", e.user_id),
+                ("course", e.course_id),
+                ("completed_at", e.completed_at.strftime("%Y-%m-%dT%H:%M:%SZ")),
+            ],
             actor=ctx.agent(Person(source_user_id=e.user_id, email=e.email)),
             object_=Activity(id=ctx.activity_id("course", e.course_id)),
             timestamp=e.completed_at,
@@ -90,14 +93,20 @@ class FakeConnector(Connector[Settings], Polling[TimeCursor]):
         self.api.calls += 1
         rows = self.api.pages[page]
         events = [
-            SourceEvent(instance_id=self.instance_id, event_type="course.completed", payload=r,
-                        delivery_id=f"{r['user_id']}:{r['course_id']}", received_at=until,
-                        via="poll")
+            SourceEvent(
+                instance_id=self.instance_id,
+                event_type="course.completed",
+                payload=r,
+                delivery_id=f"{r['user_id']}:{r['course_id']}",
+                received_at=until,
+                via="poll",
+            )
             for r in rows
         ]
         more = page + 1 < len(self.api.pages)
-        return PollResult(events=events, next_cursor=TimeCursor(mark=until, page=page + 1),
-                          has_more=more)
+        return PollResult(
+            events=events, next_cursor=TimeCursor(mark=until, page=page + 1), has_more=more
+        )
 
 
 class EmailResolver:
@@ -126,34 +135,58 @@ def clock() -> FrozenClock:
     return FrozenClock(T0)
 
 
-def make_bound(clock: FrozenClock, pages: list[list[dict[str, Any]]] | None = None,
-               lrs: frozenset[str] | None = None) -> Bound:
+def make_bound(
+    clock: FrozenClock,
+    pages: list[list[dict[str, Any]]] | None = None,
+    lrs: frozenset[str] | None = None,
+) -> Bound:
     FakeConnector.api = PageSource(pages or [[]])
-    conn = FakeConnector(Settings(), runtime=ConnectorRuntime(instance_id="lms", base_iri=BASE,
-                                                              clock=clock))
+    conn = FakeConnector(
+        Settings(), runtime=ConnectorRuntime(instance_id="lms", base_iri=BASE, clock=clock)
+    )
     return Bound("lms", conn, lrs)
 
 
-def event(course: str, *, user: str = "12345", email: str | None = "Ada@Example.com") -> SourceEvent:
+def event(
+    course: str, *, user: str = "12345", email: str | None = "Ada@Example.com"
+) -> SourceEvent:
     payload = {"user_id": user, "course_id": course, "completed_at": "2024-03-13T14:58:26Z"}
     if email:
         payload["email"] = email
-    return SourceEvent(instance_id="lms", event_type="course.completed", payload=payload,
-                       delivery_id=f"d-{course}-{user}", received_at=T0)
+    return SourceEvent(
+        instance_id="lms",
+        event_type="course.completed",
+        payload=payload,
+        delivery_id=f"d-{course}-{user}",
+        received_at=T0,
+    )
 
 
-def run_normalize(events: Sequence[SourceEvent], *, store: SqliteStore, clock: FrozenClock,
-                  bound: Bound, destinations: Sequence[Destination]) -> Any:
-    return normalize(events, instances=lambda iid: bound if iid == bound.instance_id else None,
-                     destinations=destinations, store=store, clock=clock, base_iri=BASE,
-                     actors=EmailResolver())
+def run_normalize(
+    events: Sequence[SourceEvent],
+    *,
+    store: SqliteStore,
+    clock: FrozenClock,
+    bound: Bound,
+    destinations: Sequence[Destination],
+) -> Any:
+    return normalize(
+        events,
+        instances=lambda iid: bound if iid == bound.instance_id else None,
+        destinations=destinations,
+        store=store,
+        clock=clock,
+        base_iri=BASE,
+        actors=EmailResolver(),
+    )
 
 
 def test_normalize_appends_canonical_bytes_to_every_routed_outbox(store, clock) -> None:
     bound = make_bound(clock)
     dests = [Destination("a"), Destination("b", xapi_version="2.0.0")]
-    report = run_normalize([event("678")], store=store, clock=clock, bound=bound,
-                           destinations=dests)
+    report = run_normalize(
+        [event("678")], store=store, clock=clock, bound=bound, destinations=dests
+    )
     assert report.statements == 1
     assert report.appended == {"a": 1, "b": 1}
     lease = store.outbox_lease("a", max_items=10, lease_seconds=30, now=T0)
@@ -172,35 +205,46 @@ def test_normalize_appends_canonical_bytes_to_every_routed_outbox(store, clock) 
 def test_normalize_twice_gives_one_outbox_item(store, clock) -> None:
     bound = make_bound(clock)
     for _ in range(2):
-        run_normalize([event("678")], store=store, clock=clock, bound=bound,
-                      destinations=[Destination("a")])
+        run_normalize(
+            [event("678")], store=store, clock=clock, bound=bound, destinations=[Destination("a")]
+        )
     assert store.outbox_stats("a", now=T0).ready == 1
 
 
 def test_routing_by_instance_and_verb(store, clock) -> None:
     bound = make_bound(clock, lrs=frozenset({"a", "c"}))
-    dests = [Destination("a", verbs=frozenset({"completed"})), Destination("b"),
-             Destination("c", instances=frozenset({"other"})),
-             Destination("d", verbs=frozenset({"http://adlnet.gov/expapi/verbs/passed"}))]
-    report = run_normalize([event("678")], store=store, clock=clock, bound=bound,
-                           destinations=dests)
+    dests = [
+        Destination("a", verbs=frozenset({"completed"})),
+        Destination("b"),
+        Destination("c", instances=frozenset({"other"})),
+        Destination("d", verbs=frozenset({"http://adlnet.gov/expapi/verbs/passed"})),
+    ]
+    report = run_normalize(
+        [event("678")], store=store, clock=clock, bound=bound, destinations=dests
+    )
     assert report.produced == {"a": 1}
 
 
 def test_failures_are_dead_lettered_and_do_not_block_the_batch(store, clock) -> None:
     bound = make_bound(clock)
-    bad_payload = SourceEvent(instance_id="lms", event_type="course.completed",
-                              payload={"user_id": "1"}, received_at=T0)
+    bad_payload = SourceEvent(
+        instance_id="lms", event_type="course.completed", payload={"user_id": "1"}, received_at=T0
+    )
     unknown = event("678").model_copy(update={"instance_id": "gone"})
-    unmapped = SourceEvent(instance_id="lms", event_type="user.updated", payload={},
-                           received_at=T0)
-    report = run_normalize([bad_payload, event("crash"), unknown, unmapped, event("678")],
-                           store=store, clock=clock, bound=bound, destinations=[Destination("a")])
+    unmapped = SourceEvent(instance_id="lms", event_type="user.updated", payload={}, received_at=T0)
+    report = run_normalize(
+        [bad_payload, event("crash"), unknown, unmapped, event("678")],
+        store=store,
+        clock=clock,
+        bound=bound,
+        destinations=[Destination("a")],
+    )
     assert report.statements == 1
     assert report.unmapped == {"user.updated": 1}
-    assert report.dead_lettered == {"mapping_failed": 1, "mapper_crashed": 1,
-                                    "unknown_instance": 1}
-    letters = {d.reason: d for d in store.dlq_list(__import__("hub.store").store.DeadLetterFilter())}
+    assert report.dead_lettered == {"mapping_failed": 1, "mapper_crashed": 1, "unknown_instance": 1}
+    letters = {
+        d.reason: d for d in store.dlq_list(__import__("hub.store").store.DeadLetterFilter())
+    }
     assert "course_id" in letters["mapping_failed"].detail
     assert letters["mapper_crashed"].envelope["payload"]["course_id"] == "crash"  # type: ignore[index]
 
@@ -208,8 +252,13 @@ def test_failures_are_dead_lettered_and_do_not_block_the_batch(store, clock) -> 
 def test_invalid_statement_goes_to_dead_letters(store, clock) -> None:
     bound = make_bound(clock)
     # An email that is not an address cannot make a valid mbox.
-    report = run_normalize([event("678", email="not an email")], store=store, clock=clock,
-                           bound=bound, destinations=[Destination("a")])
+    report = run_normalize(
+        [event("678", email="not an email")],
+        store=store,
+        clock=clock,
+        bound=bound,
+        destinations=[Destination("a")],
+    )
     assert report.dead_lettered == {"invalid_statement": 1}
     assert store.outbox_stats("a", now=T0).ready == 0
 
@@ -225,9 +274,12 @@ def test_drain_inbox_acks_only_after_normalizing(store, clock) -> None:
     inbox.enqueue([event("678")])  # the same delivery again: one inbox item
     assert store.outbox_stats(INBOX, now=T0).ready == 2
     report = drain_inbox(
-        store=store, clock=clock, backoff=lambda attempt: 10.0,
-        normalize_batch=lambda evs: run_normalize(evs, store=store, clock=clock, bound=bound,
-                                                  destinations=[Destination("a")]),
+        store=store,
+        clock=clock,
+        backoff=lambda attempt: 10.0,
+        normalize_batch=lambda evs: run_normalize(
+            evs, store=store, clock=clock, bound=bound, destinations=[Destination("a")]
+        ),
     )
     assert report.leased == 2
     assert store.outbox_stats(INBOX, now=T0).ready == 0
@@ -241,9 +293,13 @@ def test_drain_inbox_transient_failure_keeps_events_with_backoff(store, clock) -
 
     def drain() -> Any:
         return drain_inbox(
-            store=store, clock=clock, backoff=lambda attempt: 10.0, max_attempts=3,
-            normalize_batch=lambda evs: run_normalize(evs, store=store, clock=clock,
-                                                      bound=bound, destinations=[Destination("a")]),
+            store=store,
+            clock=clock,
+            backoff=lambda attempt: 10.0,
+            max_attempts=3,
+            normalize_batch=lambda evs: run_normalize(
+                evs, store=store, clock=clock, bound=bound, destinations=[Destination("a")]
+            ),
         )
 
     assert drain().retried == 1
@@ -263,8 +319,9 @@ def test_crashed_normalizer_lease_returns_to_inbox(store, clock) -> None:
     lease = store.outbox_lease(INBOX, max_items=10, lease_seconds=30, now=T0)
     assert lease is not None  # a worker took it, then died without acking
     assert store.outbox_lease(INBOX, max_items=10, lease_seconds=30, now=T0) is None
-    later = store.outbox_lease(INBOX, max_items=10, lease_seconds=30,
-                               now=T0 + timedelta(seconds=31))
+    later = store.outbox_lease(
+        INBOX, max_items=10, lease_seconds=30, now=T0 + timedelta(seconds=31)
+    )
     assert later is not None and len(later.items) == 1
 
 
@@ -278,8 +335,10 @@ def test_inbox_store_failure_is_queue_unavailable(clock) -> None:
 
 
 def test_run_poll_enqueues_before_saving_cursor_and_resumes(store, clock) -> None:
-    rows = [[{"user_id": str(i), "course_id": "1", "completed_at": "2024-03-13T14:00:00Z"}]
-            for i in range(3)]
+    rows = [
+        [{"user_id": str(i), "course_id": "1", "completed_at": "2024-03-13T14:00:00Z"}]
+        for i in range(3)
+    ]
     bound = make_bound(clock, pages=rows)
     enq = ListEnqueuer()
     first = run_poll(bound, store=store, enqueuer=enq, clock=clock)
