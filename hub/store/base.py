@@ -85,6 +85,8 @@ class DeadLetter(BaseModel):
 
 
 class DeadLetterFilter(BaseModel):
+    """All given fields must match; `since` (inclusive) and `until` (exclusive) bound `last_at`."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     stage: str | None = None
@@ -124,7 +126,10 @@ class Store(Protocol):
 
     # -- de-duplication and small state -------------------------------------------------------
     def mark_seen(self, namespace: str, key: str, *, ttl_seconds: float) -> bool:
-        """SET NX EX: True the first time (key, namespace) is seen within the TTL."""
+        """SET NX EX: True the first time (key, namespace) is seen within the TTL.
+
+        TTLs (here, in locks and in kv) run on the backend's real clock; sub-second TTLs work.
+        """
         ...
 
     def unmark_seen(self, namespace: str, key: str) -> None:
@@ -155,10 +160,16 @@ class Store(Protocol):
     def outbox_lease(
         self, lrs: str, *, max_items: int, lease_seconds: float, now: datetime
     ) -> Lease | None:
-        """Take up to `max_items` due items, oldest first; None when nothing is due."""
+        """Take up to `max_items` due items, oldest first; None when nothing is due.
+
+        Oldest = earliest due time; items due at the same instant come in no promised order.
+        """
         ...
 
-    def outbox_ack(self, lrs: str, lease_id: str, statement_ids: Sequence[str]) -> None: ...
+    def outbox_ack(self, lrs: str, lease_id: str, statement_ids: Sequence[str]) -> None:
+        """Remove the ids whatever their state: even after the lease expired (and the items went
+        back to ready or to another lease), the LRS has confirmed them."""
+        ...
 
     def outbox_release(
         self,
@@ -170,17 +181,35 @@ class Store(Protocol):
         error: str | None = None,
         count_attempt: bool = True,
         now: datetime,
-    ) -> None: ...
+    ) -> None:
+        """Only ids still held by `lease_id` move (after an expiry another lease may hold them).
 
-    def outbox_stats(self, lrs: str, *, now: datetime) -> OutboxStats: ...
+        A release that counts an attempt or carries an error is a failure: `first_failure_at`
+        is set to `now` the first time only; `last_error` is replaced only when `error` is given.
+        """
+        ...
+
+    def outbox_stats(self, lrs: str, *, now: datetime) -> OutboxStats:
+        """`ready`: every waiting item, due or not, including those of leases expired at `now`;
+        `leased`: items of live leases; `oldest_enqueued_at`: over all undelivered items."""
+        ...
 
     def outbox_next_due(self, lrs: str) -> datetime | None:
-        """When the earliest waiting item becomes due (None: empty)."""
+        """When the earliest waiting item becomes due (None: empty).
+
+        A leased item counts as due at its lease's expiry, so a scheduler that trusts this value
+        still comes back for the items of a worker that died.
+        """
         ...
 
     # -- dead letters --------------------------------------------------------------------------
     def dlq_add(self, letter: DeadLetter) -> None:
-        """Add, or on the same id update attempts/last_at/detail."""
+        """Add, or on the same id update attempts/last_at/detail.
+
+        On an existing id: attempts add up, `first_at` keeps the earliest, `last_at` the latest;
+        stage, reason and detail come from the new letter; lrs, instance_id, statement_id, body,
+        envelope and stored_version keep their old value when the new letter has None.
+        """
         ...
 
     def dlq_list(self, flt: DeadLetterFilter) -> list[DeadLetter]:
