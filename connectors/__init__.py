@@ -1,0 +1,1 @@
+"""Built-in connector plugins. Empty on purpose: importing it registers nothing."""
