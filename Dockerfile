@@ -6,6 +6,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     LXHUB_CONFIG=/etc/lxhub \
+    LXHUB_DATA_DIR=/var/lib/lxhub \
     PROMETHEUS_MULTIPROC_DIR=/var/lib/lxhub/metrics
 
 WORKDIR /app

@@ -127,3 +127,7 @@ main.add_command(config_group)
 main.add_command(connectors_group)
 main.add_command(dlq_group)
 main.add_command(status_cmd)
+
+
+if __name__ == "__main__":  # `python -m hub.cli`, as `lxhub up` starts its children
+    main()

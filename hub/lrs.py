@@ -208,6 +208,9 @@ class LrsClient:
         return self.target.name
 
     # -- requests ----------------------------------------------------------------------------
+    def close(self) -> None:
+        self._http.close()
+
     def post_batch(self, bodies: list[bytes]) -> BatchOutcome:
         """POST the statements as one JSON array and classify the answer.
 

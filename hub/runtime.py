@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from hub.clock import Clock, SystemClock
 from hub.config import HubConfig, InstanceConfig, LoadedConfig, LrsConfig, load_config
@@ -108,6 +109,7 @@ class HubRuntime:
         # one-shot CLI runs, where the scheduler's periodic flush picks the work up).
         self.kick: Callable[[str, tuple[str, ...]], None] | None = None
         self.receiver_stats: ReceiverStats | None = None
+        self._lrs_clients: dict[str, LrsClient] = {}
 
     @classmethod
     def from_config_dir(
@@ -147,6 +149,7 @@ class HubRuntime:
             store=self.store,
             lookup=self._lookup_user,
             config_dir=self.loaded.config_dir,
+            identity_map=self.loaded.identity_map,
         )
 
     def _lookup_user(self, source: str, source_user_id: str) -> Any:
@@ -209,22 +212,31 @@ class HubRuntime:
         return LocalLrs(Path(self.config.data_dir) / "local-lrs.sqlite")
 
     def lrs_client(self, name: str) -> LrsClient:
+        """One client per LRS per process: its connections are reused across deliveries."""
+        client = self._lrs_clients.get(name)
+        if client is None:
+            client = self._lrs_clients[name] = self._new_lrs_client(name)
+        return client
+
+    def _new_lrs_client(self, name: str) -> LrsClient:
         cfg = self.lrs_config(name)
         if cfg.type == "local":
+            # In process, no credentials: the transport never leaves this machine.
             transport: httpx.BaseTransport | None = LocalLrsTransport(self.local_lrs)
-            endpoint = "http://local.lxhub.invalid/xapi/"
+            target = LrsTarget(name=cfg.name, endpoint="http://local.lxhub.invalid/xapi/",
+                               token=SecretStr("local"), xapi_version=cfg.xapi_version,
+                               timeout=cfg.timeout)
         else:
             transport = self._transports.get(f"lrs:{name}")
-            endpoint = str(cfg.endpoint)
-        target = LrsTarget(
-            name=cfg.name,
-            endpoint=endpoint,
-            username=cfg.username,
-            password=cfg.password,
-            token=cfg.token,
-            xapi_version=cfg.xapi_version,
-            timeout=cfg.timeout,
-        )
+            target = LrsTarget(
+                name=cfg.name,
+                endpoint=str(cfg.endpoint),
+                username=cfg.username,
+                password=cfg.password,
+                token=cfg.token,
+                xapi_version=cfg.xapi_version,
+                timeout=cfg.timeout,
+            )
         client = httpx.Client(
             timeout=httpx.Timeout(cfg.timeout), headers={"User-Agent": USER_AGENT},
             transport=transport,
@@ -232,6 +244,8 @@ class HubRuntime:
         return LrsClient(target, http=client)
 
     def close(self) -> None:
+        for client in self._lrs_clients.values():
+            client.close()
         for bound in self.connectors.values():
             bound.connector.runtime.http.close()
         if self._store is not None:

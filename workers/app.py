@@ -30,8 +30,11 @@ def configure(runtime: HubRuntime, *, factory: Callable[[], HubRuntime] | None =
     options = dict(celeryconfig.broker_transport_options)
     if cfg.effective_broker_url.startswith("sqla+"):
         # kombu's SQLAlchemy transport polls its table; 1 s (the default) would add a second of
-        # latency to every hop on the embedded default.
+        # latency to every hop on the embedded default. Our subclass keeps the option away from
+        # SQLAlchemy (see workers/embedded.py).
         options["polling_interval"] = 0.1
+        app.conf.broker_transport = "workers.embedded:Transport"
+        app.conf.broker_url = cfg.effective_broker_url.removeprefix("sqla+")
     app.conf.broker_transport_options = options
     app.conf.beat_schedule = build_beat_schedule(runtime)
     state.install(factory or (lambda: runtime), runtime)

@@ -43,6 +43,7 @@ def deliver_statements(lrs: str) -> int:
     client = rt.lrs_client(lrs)
     try:
         while True:
+            round_started = time.monotonic()
             report = deliver_once(
                 store=rt.store,
                 lrs_name=lrs,
@@ -54,14 +55,15 @@ def deliver_statements(lrs: str) -> int:
                 retry_horizon=cfg.retry_horizon,
                 rng=rng,
                 max_countdown=min(rt.config.delivery.max_countdown, MAX_COUNTDOWN),
+                probe_interval=rt.config.delivery.probe_interval,
             )
-            rt.metrics.record_delivery(report, now=rt.clock.now())
+            rt.metrics.record_delivery(report, now=rt.clock.now(),
+                                       seconds=time.monotonic() - round_started)
             delivered += report.stored
             if not report.more_waiting or time.monotonic() - started > ROUND_SECONDS:
                 break
             rt.store.refresh_lock(lock, owner=owner, ttl_seconds=lease_seconds)
     finally:
-        client.close()
         rt.store.release_lock(lock, owner=owner)
     if report.more_waiting:
         kick(rt.store, "hub.deliver_statements", (lrs,))
