@@ -25,7 +25,6 @@ API_KEY = "test-x-api-key"
 class TestCornerstoneConformance(PollingConformance, WebhookConformance):
     connector = CornerstoneConnector
     # The entry point is declared by the lead in pyproject.toml (see README).
-    check_entry_point = False
     sample_settings: ClassVar[dict[str, Any]] = {
         "base_url": BASE,
         "client_id": "hub-client",
