@@ -126,12 +126,14 @@ def verbs(statements: Sequence[Statement]) -> list[str]:
 
 
 def result_ext(statement: Statement, name: str) -> Any:
-    assert statement.result is not None and statement.result.extensions is not None
+    assert statement.result is not None
+    assert statement.result.extensions is not None
     return statement.result.extensions.get(VIDEO + name)
 
 
 def context_ext(statement: Statement, name: str) -> Any:
-    assert statement.context is not None and statement.context.extensions is not None
+    assert statement.context is not None
+    assert statement.context.extensions is not None
     return statement.context.extensions.get(VIDEO + name)
 
 

@@ -42,11 +42,13 @@ def test_lookup_batches_at_most_50_ids_and_caches(yt: Kit) -> None:
         route = router.get(API).mock(side_effect=_echo)
         found = conn.metadata.lookup(ids)
         sizes = [len(c.request.url.params["id"].split(",")) for c in route.calls]
-        assert sizes == [50, 50, 20] and max(sizes) <= MAX_IDS_PER_CALL
+        assert sizes == [50, 50, 20]
+        assert max(sizes) <= MAX_IDS_PER_CALL
         assert all(c.request.url.params["key"] == "k" for c in route.calls)
         assert len(found) == 120 - 12  # ids ending in 7 are "private": simply absent
         again = conn.metadata.lookup(ids)  # cache hits, and misses remembered for an hour
-        assert route.call_count == 3 and again == found
+        assert route.call_count == 3
+        assert again == found
     assert conn.quota_used() == 3
 
 
@@ -57,7 +59,8 @@ def test_y3_fields(yt: Kit) -> None:
         meta = conn.metadata.lookup(["7lCDEYXw3mM"])["7lCDEYXw3mM"]
     assert (meta.title, meta.length, meta.language) == (
         "Google I/O 101: Q&A On Using Google APIs", 951.0, "en")  # fmt: skip
-    assert meta.channel_id == "UC_x5XG1OV2P6uZZ5FSM9Ttw" and not meta.live
+    assert meta.channel_id == "UC_x5XG1OV2P6uZZ5FSM9Ttw"
+    assert not meta.live
 
 
 def test_live_video_has_no_length(yt: Kit) -> None:
@@ -68,7 +71,8 @@ def test_live_video_has_no_length(yt: Kit) -> None:
     with strict_router() as router:
         router.get(API).mock(return_value=httpx.Response(200, json=live))
         meta = conn.metadata.lookup(["7lCDEYXw3mM"])["7lCDEYXw3mM"]
-    assert meta.length is None and meta.live
+    assert meta.length is None
+    assert meta.live
 
 
 def test_statements_are_enriched(yt: Kit) -> None:
@@ -77,8 +81,10 @@ def test_statements_are_enriched(yt: Kit) -> None:
         router.get(API).mock(return_value=httpx.Response(200, json=Y3))
         statements = yt.send(conn, y5_body())
     definition = statements[0].object_.definition  # type: ignore[union-attr]
+    assert definition is not None
     assert definition.name == {"en": "Google I/O 101: Q&A On Using Google APIs"}
-    assert statements[0].context is not None and statements[0].context.language == "en"
+    assert statements[0].context is not None
+    assert statements[0].context.language == "en"
 
 
 def test_spent_quota_skips_enrichment_but_not_statements(yt: Kit) -> None:

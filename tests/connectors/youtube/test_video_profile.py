@@ -72,7 +72,8 @@ def test_y5_exact_sequence_and_values(y5: list[Statement]) -> None:
         assert result_ext(s, "time") == 951.0
         assert result_ext(s, "progress") == 0.979
         assert result_ext(s, "played-segments") == segments
-    assert completed.result is not None and completed.result.duration == "PT15M31S"
+    assert completed.result is not None
+    assert completed.result.duration == "PT15M31S"
     assert completed.context is not None
     assert str(completed.context.registration) == "1bc88377-1b97-57c1-a064-8b6395fa0fad"
     assert completed.context.platform == "YouTube"
@@ -151,7 +152,8 @@ def test_client_clock_far_off_is_clamped_to_receipt_time(yt: Kit) -> None:
     inferred = "https://lrs-hub.example.com/xapi/extensions/timestamp-inferred"
     for s in statements:
         assert s.timestamp == yt.clock.now()
-        assert s.context is not None and s.context.extensions is not None
+        assert s.context is not None
+        assert s.context.extensions is not None
         assert s.context.extensions[inferred] is True
 
 
@@ -211,7 +213,8 @@ def test_rule_paused_precedes_terminated(yt: Kit) -> None:
 
 def test_rule_seeked_uses_time_from_and_time_to_only(y5: list[Statement]) -> None:
     seeked = y5[2]
-    assert seeked.result is not None and seeked.result.extensions is not None
+    assert seeked.result is not None
+    assert seeked.result.extensions is not None
     assert set(seeked.result.extensions) == {VIDEO + "time-from", VIDEO + "time-to"}
     others = [s for s in y5 if s is not seeked and s.result and s.result.extensions]
     assert all(VIDEO + "time-from" not in (s.result.extensions or {}) for s in others)  # type: ignore[union-attr]
@@ -250,6 +253,7 @@ def test_rule_object_is_a_video_activity(y5: list[Statement]) -> None:
     for s in y5:
         assert s.object_.id == "https://www.youtube.com/watch?v=7lCDEYXw3mM"  # type: ignore[union-attr]
         definition = s.object_.definition  # type: ignore[union-attr]
+        assert definition is not None
         assert definition.type == "https://w3id.org/xapi/video/activity-type/video"
 
 
@@ -289,7 +293,8 @@ def test_rule_threshold_stated_when_not_one(y5: list[Statement]) -> None:
 
 def test_rule_category_is_the_video_profile(y5: list[Statement]) -> None:
     for s in y5:
-        assert s.context is not None and s.context.context_activities is not None
+        assert s.context is not None
+        assert s.context.context_activities is not None
         category = s.context.context_activities.category or []
         assert "https://w3id.org/xapi/video" in [a.id for a in category]
 
@@ -305,8 +310,10 @@ def test_rule_registration_accumulates_duration_across_sessions(yt: Kit) -> None
     )  # fmt: skip
     two = yt.send(conn, second)
     completed = next(s for s in two if s.verb.id.endswith("completed"))
-    assert completed.result is not None and completed.result.duration == "PT1M40S"  # 40 + 60
-    assert one[0].context is not None and completed.context is not None
+    assert completed.result is not None
+    assert completed.result.duration == "PT1M40S"
+    assert one[0].context is not None
+    assert completed.context is not None
     assert one[0].context.registration == completed.context.registration
 
 
@@ -339,7 +346,8 @@ def test_rate_changes_keep_media_and_wall_time_apart(yt: Kit) -> None:
     ))  # fmt: skip
     completed = statements[-1]
     assert result_ext(completed, "progress") == 0.6  # media time: 60 of 100 s
-    assert completed.result is not None and completed.result.duration == "PT30S"  # wall time
+    assert completed.result is not None
+    assert completed.result.duration == "PT30S"
 
 
 def test_seek_while_paused_is_reported(yt: Kit) -> None:

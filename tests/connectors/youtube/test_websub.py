@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -65,7 +64,9 @@ def test_challenge_is_echoed_and_the_lease_stored(yt: Kit) -> None:
     conn = yt.connector(**WEBSUB)
     assert _challenge(yt, conn) == (200, b"c-42")
     sub = conn.subscription(TOPIC)
-    assert sub is not None and sub.status == "active" and sub.lease_seconds == 432000
+    assert sub is not None
+    assert sub.status == "active"
+    assert sub.lease_seconds == 432000
     assert sub.verified_at == yt.clock.now()
 
 
@@ -109,7 +110,8 @@ def test_good_signature_is_parsed_and_refreshes_metadata(yt: Kit) -> None:
     assert event.event_type == "websub.video"
     assert yt.map(conn, [event]) == []  # no statement unless publish_statements
     meta = conn.metadata.cached("7lCDEYXw3mM")
-    assert meta is not None and meta.title == "Google I/O 101: Q&A On Using Google APIs"
+    assert meta is not None
+    assert meta.title == "Google I/O 101: Q&A On Using Google APIs"
 
 
 @pytest.mark.parametrize("signature", [None, "sha1=" + "0" * 40, "sha256=deadbeef"])
@@ -120,7 +122,8 @@ def test_bad_signature_is_2xx_and_dropped(yt: Kit, signature: str | None) -> Non
     good = kit.receive(_notify(yt, b"<feed xmlns='http://www.w3.org/2005/Atom'/>",
                                _sign(b"<feed xmlns='http://www.w3.org/2005/Atom'/>")))  # fmt: skip
     bad = kit.receive(_notify(yt, body, signature))
-    assert bad.status == 200 and bad.body == b""
+    assert bad.status == 200
+    assert bad.body == b""
     assert (bad.status, bad.body, bad.content_type) == (good.status, good.body, good.content_type)
     assert kit.enqueuer.events == []
 
@@ -145,8 +148,10 @@ def test_lease_renewal_at_80_percent(yt: Kit) -> None:
         route = router.post(HUB).mock(return_value=httpx.Response(202))
         conn.maintain()  # first subscription
         form = parse_qs(route.calls.last.request.content.decode())
-        assert form["hub.mode"] == ["subscribe"] and form["hub.topic"] == [TOPIC]
-        assert form["hub.secret"] == [WEBSUB_SECRET] and form["hub.verify"] == ["async"]
+        assert form["hub.mode"] == ["subscribe"]
+        assert form["hub.topic"] == [TOPIC]
+        assert form["hub.secret"] == [WEBSUB_SECRET]
+        assert form["hub.verify"] == ["async"]
         assert form["hub.callback"] == [f"https://hub.example.com/webhooks/test?key={KEY}"]
         conn.maintain()  # pending: not re-sent within the hour
         assert route.call_count == 1
@@ -174,9 +179,8 @@ def test_parse_y1_and_y2() -> None:
     [upload] = parse_feed((FIXTURES / "websub" / "y1_upload.xml").read_bytes())
     assert isinstance(upload, WebSubVideo)
     assert (upload.video_id, upload.channel_id) == ("7lCDEYXw3mM", CHANNEL)
-    assert upload.updated is not None and upload.updated.isoformat() == (
-        "2015-03-09T19:05:24.552394+00:00"  # 9 fractional digits truncated
-    )
+    assert upload.updated is not None
+    assert upload.updated.isoformat() == "2015-03-09T19:05:24.552394+00:00"  # 9 digits cut
     [gone] = parse_feed((FIXTURES / "websub" / "y2_deleted.xml").read_bytes())
     assert isinstance(gone, WebSubDeleted)
     assert (gone.video_id, gone.channel_id) == ("7lCDEYXw3mM", CHANNEL)  # from <at:by><uri>
@@ -210,11 +214,13 @@ def test_upload_with_api_key_refreshes_from_videos_list_and_can_publish(yt: Kit)
             200, content=(FIXTURES / "api" / "videos_list_y3.json").read_bytes()))  # fmt: skip
         statements = yt.map(conn, conn.parse(request))
     meta = conn.metadata.cached("7lCDEYXw3mM")
-    assert meta is not None and meta.length == 951.0 and meta.source == "videos.list"
+    assert meta is not None
+    assert meta.length == 951.0
+    assert meta.source == "videos.list"
     [posted] = statements
     assert posted.verb.id == "https://w3id.org/xapi/acrossx/verbs/posted"
-    assert posted.actor.account is not None  # type: ignore[union-attr]
-    assert posted.actor.account.name == CHANNEL  # type: ignore[union-attr]
+    assert posted.actor.account is not None
+    assert posted.actor.account.name == CHANNEL
 
 
 _ = (Path, respx)
