@@ -25,13 +25,18 @@ from pydantic import JsonValue, ValidationError
 
 from connectors.cornerstone.models import ODataPage
 from connectors.cornerstone.settings import CornerstoneSettings
-from hub.auth import OAuth2ClientCredentials
-from hub.backoff import full_jitter
-from hub.clock import Clock
-from hub.connector import KeyValue
-from hub.errors import ConfigError, PermanentError, TransientError
-from hub.http import classify_source_response, send_with_retry
-from hub.ratelimit import RateLimiter
+from hub import (
+    Clock,
+    ConfigError,
+    KeyValue,
+    OAuth2ClientCredentials,
+    PermanentError,
+    RateLimiter,
+    TransientError,
+    classify_source_response,
+    full_jitter,
+    send_with_retry,
+)
 
 __all__ = [
     "TRAINING_VIEW",

@@ -44,14 +44,27 @@ from connectors.cornerstone.models import (
     csod_time,
 )
 from connectors.cornerstone.settings import CornerstoneSettings
-from hub.connector import Connector, ConnectorRuntime, Person, Polling, Webhook
-from hub.cursor import TimeCursor, signpost
-from hub.errors import BadRequest, ConfigError, InvalidSignature, TransientError
-from hub.events import PollResult, SourceEvent, WebhookRequest
-from hub.mapping import MappingContext, MapResult
-from hub.pagination import LoopGuard
-from hub.signatures import StaticHeaderVerifier
-from hub.webhooks import json_body
+from hub import (
+    BadRequest,
+    ConfigError,
+    Connector,
+    ConnectorRuntime,
+    InvalidSignature,
+    LoopGuard,
+    MappingContext,
+    MapResult,
+    Person,
+    Polling,
+    PollResult,
+    SourceEvent,
+    StaticHeaderVerifier,
+    TimeCursor,
+    TransientError,
+    Webhook,
+    WebhookRequest,
+    json_body,
+    signpost,
+)
 from hub.xapi import key_time
 
 __all__ = ["CornerstoneConnector", "CornerstoneCursor"]

@@ -35,9 +35,7 @@ from connectors.cornerstone.models import (
     TranscriptFact,
     csod_time,
 )
-from hub.connector import Person
-from hub.errors import MappingError
-from hub.mapping import MappingContext, StatementMapper
+from hub import MappingContext, MappingError, Person, StatementMapper
 from hub.xapi import (
     Activity,
     ActivityDefinition,

@@ -14,7 +14,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 
-from hub.mapping import EventPayload
+from hub import EventPayload
 from hub.xapi import parse_timestamp
 
 __all__ = [

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 
-from hub.connector import ConnectorSettings
+from hub import ConnectorSettings
 
 __all__ = ["CornerstoneSettings", "DEFAULT_SCOPES"]
 

@@ -20,11 +20,17 @@ from connectors.docebo.models import (
     EnrollmentRecord,
 )
 from connectors.docebo.settings import DoceboSettings
-from hub.auth import OAuth2ClientCredentials, OAuth2Password
-from hub.clock import Clock
-from hub.errors import ConfigError, PermanentError, TransientError
-from hub.http import classify_source_response, send_with_retry
-from hub.ratelimit import RateLimiter
+from hub import (
+    Clock,
+    ConfigError,
+    OAuth2ClientCredentials,
+    OAuth2Password,
+    PermanentError,
+    RateLimiter,
+    TransientError,
+    classify_source_response,
+    send_with_retry,
+)
 
 __all__ = ["DoceboClient"]
 

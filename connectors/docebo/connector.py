@@ -33,14 +33,27 @@ from connectors.docebo.models import (
     format_docebo_time,
 )
 from connectors.docebo.settings import DoceboSettings
-from hub.connector import Connector, ConnectorRuntime, Person, Polling, Webhook
-from hub.cursor import TimeCursor, signpost
-from hub.errors import BadRequest
-from hub.events import PollResult, SourceEvent, WebhookRequest
-from hub.mapping import MappingContext, MapResult
-from hub.pagination import LoopGuard, next_page_number
-from hub.signatures import BasicAuthVerifier, QueryTokenVerifier, Verifier
-from hub.webhooks import json_body
+from hub import (
+    BadRequest,
+    BasicAuthVerifier,
+    Connector,
+    ConnectorRuntime,
+    LoopGuard,
+    MappingContext,
+    MapResult,
+    Person,
+    Polling,
+    PollResult,
+    QueryTokenVerifier,
+    SourceEvent,
+    TimeCursor,
+    Verifier,
+    Webhook,
+    WebhookRequest,
+    json_body,
+    next_page_number,
+    signpost,
+)
 from hub.xapi import key_time
 
 __all__ = ["DoceboConnector", "DoceboCursor"]

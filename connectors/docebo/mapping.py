@@ -40,9 +40,7 @@ from connectors.docebo.models import (
     UserDeleted,
     docebo_time,
 )
-from hub.connector import Person
-from hub.errors import MappingError
-from hub.mapping import MappingContext, StatementMapper
+from hub import MappingContext, MappingError, Person, StatementMapper
 from hub.xapi import (
     Activity,
     ActivityDefinition,

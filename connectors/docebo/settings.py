@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 
-from hub.connector import ConnectorSettings
+from hub import ConnectorSettings
 
 __all__ = ["DoceboSettings"]
 

@@ -32,7 +32,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web import SlackResponse
 
-from hub.errors import ConfigError, PermanentError, RateLimited, TransientError
+from hub import ConfigError, PermanentError, RateLimited, TransientError
 
 __all__ = ["EMAIL_SCOPE", "BoundedRateLimitRetryHandler", "SlackApi", "SlackUser"]
 

@@ -28,15 +28,24 @@ from connectors.slack.client import SlackApi
 from connectors.slack.mapping import MappingOptions, build_mapper
 from connectors.slack.models import Envelope, UrlVerification
 from connectors.slack.settings import SlackSettings
-from hub.clock import Clock
-from hub.connector import Connector, ConnectorRuntime, Person, Webhook
-from hub.errors import BadRequest, ConfigError, InvalidSignature
-from hub.events import SourceEvent, WebhookRequest, WebhookResponse
-from hub.mapping import StatementMapper
-from hub.webhooks import load_json
+from hub import (
+    BadRequest,
+    Clock,
+    ConfigError,
+    Connector,
+    ConnectorRuntime,
+    InvalidSignature,
+    Person,
+    SourceEvent,
+    StatementMapper,
+    Webhook,
+    WebhookRequest,
+    WebhookResponse,
+    load_json,
+)
 
 if TYPE_CHECKING:
-    from hub.mapping import MappingContext, MapResult
+    from hub import MappingContext, MapResult
 
 __all__ = ["SlackConnector"]
 

@@ -33,9 +33,7 @@ from connectors.slack.models import (
     MessagePayload,
     ReactionAddedPayload,
 )
-from hub.connector import Person
-from hub.errors import MappingError
-from hub.mapping import MappingContext, StatementMapper
+from hub import MappingContext, MappingError, Person, StatementMapper
 from hub.xapi import (
     Activity,
     ActivityDefinition,

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.mapping import EventPayload
+from hub import EventPayload
 
 __all__ = [
     "AppMentionEvent",

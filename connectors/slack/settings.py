@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator
 
-from hub.connector import ConnectorSettings
+from hub import ConnectorSettings
 
 __all__ = ["SlackSettings"]
 

@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 import httpx
 import msal
 
-from hub.errors import ConfigError, TransientError
+from hub import ConfigError, TransientError
 
 __all__ = ["GraphAuth", "MsalHttpAdapter"]
 

@@ -13,9 +13,7 @@ from collections.abc import Mapping
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
-from hub.clock import Clock
-from hub.errors import PermanentError, TransientError
-from hub.http import classify_source_response
+from hub import Clock, PermanentError, TransientError, classify_source_response
 
 __all__ = ["GraphClient", "GraphStatusError", "Page"]
 

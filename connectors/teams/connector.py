@@ -51,15 +51,27 @@ from connectors.teams.models import (
     parse_resource,
 )
 from connectors.teams.settings import ChannelRef, LiveSession, TeamsSettings
-from hub.connector import Connector, ConnectorRuntime, Person, Polling, Webhook
-from hub.cursor import Cursor
-from hub.errors import BadRequest, ConfigError, InvalidSignature, PaginationLoop
-from hub.events import PollResult, SourceEvent, WebhookRequest, WebhookResponse
-from hub.mapping import StatementMapper
-from hub.webhooks import load_json
+from hub import (
+    BadRequest,
+    ConfigError,
+    Connector,
+    ConnectorRuntime,
+    Cursor,
+    InvalidSignature,
+    PaginationLoop,
+    Person,
+    Polling,
+    PollResult,
+    SourceEvent,
+    StatementMapper,
+    Webhook,
+    WebhookRequest,
+    WebhookResponse,
+    load_json,
+)
 
 if TYPE_CHECKING:
-    from hub.mapping import MappingContext, MapResult
+    from hub import MappingContext, MapResult
 
 __all__ = ["SubscriptionRecord", "TeamsConnector", "TeamsCursor"]
 

@@ -31,9 +31,7 @@ from connectors.teams.models import (
     ChannelMessageEvent,
     ChatMessage,
 )
-from hub.connector import Person
-from hub.errors import MappingError
-from hub.mapping import MappingContext, StatementMapper
+from hub import MappingContext, MappingError, Person, StatementMapper
 from hub.xapi import (
     Activity,
     ActivityDefinition,

@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.mapping import EventPayload
+from hub import EventPayload
 
 __all__ = [
     "AttendanceInterval",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from hub.connector import ConnectorSettings
+from hub import ConnectorSettings
 
 __all__ = [
     "ChannelRef",

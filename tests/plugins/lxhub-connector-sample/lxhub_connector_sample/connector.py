@@ -12,12 +12,20 @@ from datetime import datetime
 
 from pydantic import Field, SecretStr
 
-from hub.connector import Connector, ConnectorSettings, Person, Webhook
-from hub.errors import BadRequest, InvalidSignature
-from hub.events import SourceEvent, WebhookRequest
-from hub.mapping import EventPayload, MappingContext, StatementMapper
-from hub.xapi import Activity, ActivityDefinition, Statement
-from hub.xapi.vocab import ActivityTypes, Verbs
+from hub import (
+    BadRequest,
+    Connector,
+    ConnectorSettings,
+    EventPayload,
+    InvalidSignature,
+    MappingContext,
+    Person,
+    SourceEvent,
+    StatementMapper,
+    Webhook,
+    WebhookRequest,
+)
+from hub.xapi import Activity, ActivityDefinition, ActivityTypes, Statement, Verbs
 
 TOKEN_HEADER = "X-Sample-Token"
 

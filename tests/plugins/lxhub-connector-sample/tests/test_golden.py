@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from hub import MappingContext, SourceEvent
 from hub.config import IdentityConfig
-from hub.events import SourceEvent
 from hub.identity import IdentityResolver
-from hub.mapping import MappingContext
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
