@@ -11,6 +11,17 @@ Per instance, not per class:
   never share statement ids. `Connector.source` is a class attribute for hand-written
   connectors; here the instance shadows it, and the pipeline reads ``connector.source``.
 * ``platform`` is the mapping's product name, or the instance's ``settings.platform``.
+
+The class has both capabilities, and the mapping's ``mode`` decides which one an instance uses:
+
+* ``mode: webhook``: ``poll()`` is a no-op (no request, no events, no cursor), and the instance's
+  ``default_interval`` is a day, so the scheduler's call costs nothing.
+* ``mode: poll`` (`connectors.webhook.poll`): ``poll()`` reads the vendor's report API, and the
+  webhook endpoint answers **404** ("this instance polls") from ``handshake()``, before any
+  verifier runs, like the receiver's answer for connectors without the Webhook capability.
+  ``parse()`` stays usable (pure) so fixture bodies can be dry-run through the mapping.
+
+`active_capabilities` tells which capability an instance really uses.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ import json
 import logging
 import zlib
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs
 
@@ -29,6 +41,8 @@ from pydantic import SecretStr, ValidationError
 
 from connectors.webhook.engine import MappingEngine, truthy
 from connectors.webhook.expressions import ExpressionError, Scope, compile_expression
+from connectors.webhook.poll import PollCursor, Poller
+from connectors.webhook.pollspec import duration_seconds
 from connectors.webhook.settings import GenericWebhookSettings
 from connectors.webhook.spec import (
     BasicAuthSpec,
@@ -43,23 +57,32 @@ from connectors.webhook.spec import (
     StaticHeaderSpec,
     StaticResponseSpec,
 )
-from hub.connector import Connector, ConnectorRuntime, Webhook
-from hub.errors import BadRequest, ConfigError, InvalidSignature
-from hub.events import SourceEvent, WebhookRequest, WebhookResponse
-from hub.mapping import StatementMapper
-from hub.signatures import (
+from hub import (
+    BadRequest,
     BasicAuthVerifier,
+    Capability,
+    ConfigError,
+    Connector,
+    ConnectorRuntime,
     HmacVerifier,
+    InvalidSignature,
+    Polling,
+    PollResult,
     QueryTokenVerifier,
+    SourceEvent,
+    StatementMapper,
     StaticHeaderVerifier,
     Verifier,
+    Webhook,
+    WebhookRequest,
+    WebhookResponse,
     hmac_digest,
     matches_any,
     secret_bytes,
 )
 
 if TYPE_CHECKING:
-    from hub.mapping import MappingContext, MapResult
+    from hub import MappingContext, MapResult
 
 __all__ = ["GenericWebhookConnector"]
 
@@ -67,6 +90,8 @@ logger = logging.getLogger(__name__)
 
 _TEXT = "text/plain; charset=utf-8"
 _MAX_CHALLENGE = 4096
+_IDLE_INTERVAL = timedelta(days=1)
+"""``default_interval`` of a webhook-mode instance, whose poll() does nothing."""
 
 
 class _IpAllowlist:
@@ -97,8 +122,8 @@ class _IpAllowlist:
             raise InvalidSignature("client address not allowed")
 
 
-class GenericWebhookConnector(Connector[GenericWebhookSettings], Webhook):
-    """A webhook connector configured entirely by a mapping file."""
+class GenericWebhookConnector(Connector[GenericWebhookSettings], Webhook, Polling[PollCursor]):
+    """A webhook (or, with ``mode: poll``, polling) connector configured by a mapping file."""
 
     name: ClassVar[str] = "webhook"
     # Class-level placeholders for the registry; every instance shadows both (module docstring).
@@ -108,6 +133,7 @@ class GenericWebhookConnector(Connector[GenericWebhookSettings], Webhook):
     settings_model: ClassVar[type[GenericWebhookSettings]] = GenericWebhookSettings
     # Unused: map() is overridden to run the mapping engine (the registry accepts that).
     mapper: ClassVar[StatementMapper] = StatementMapper()
+    cursor_model: ClassVar[type[PollCursor]] = PollCursor
 
     def __init__(self, settings: GenericWebhookSettings, *, runtime: ConnectorRuntime) -> None:
         super().__init__(settings, runtime=runtime)
@@ -125,6 +151,40 @@ class GenericWebhookConnector(Connector[GenericWebhookSettings], Webhook):
             self._build_verifiers()
         except ValueError as exc:  # bad algorithm/encoding or an undecodable secret
             raise ConfigError(f"webhook auth for {self.source}: {exc}") from None
+        self.poller: Poller | None = None
+        if self.spec.mode == "poll":
+            # Without settings.poll the instance can still parse() and map() fixture bodies
+            # (golden tests, dry runs); poll() then raises ConfigError.
+            if self.settings.poll is not None:
+                self.poller = self._build_poller()
+            interval = self.spec.poll_interval
+            vars(self)["default_interval"] = (
+                timedelta(seconds=duration_seconds(interval))
+                if interval
+                else Polling.default_interval
+            )
+        else:
+            vars(self)["default_interval"] = _IDLE_INTERVAL
+
+    def _build_poller(self) -> Poller:
+        assert self.settings.poll is not None  # noqa: S101 - checked by the caller
+        return Poller(
+            spec=self.spec,
+            engine=self.engine,
+            settings=self.settings.poll,
+            secret=self._secret,
+            runtime=self.runtime,
+            scope=self._poll_scope,
+        )
+
+    def _poll_scope(self, received_at: datetime) -> Scope:
+        return Scope(
+            base_iri=self.runtime.base_iri,
+            source=self.source,
+            tenant=self.tenant,
+            vendor=self.spec.vendor,
+            received_at=received_at,
+        )
 
     # --- identity of the instance ----------------------------------------------------------
 
@@ -150,9 +210,45 @@ class GenericWebhookConnector(Connector[GenericWebhookSettings], Webhook):
         """Query parameters that carry secrets and must never be logged."""
         return frozenset(a.param for a in self.spec.auth if isinstance(a, QueryTokenSpec))
 
+    def active_capabilities(self) -> frozenset[Capability]:
+        """The capability this instance uses (its mapping's mode); the class declares both."""
+        polls = self.spec.mode == "poll"
+        return frozenset({Capability.POLLING if polls else Capability.WEBHOOK})
+
     def check(self) -> None:
-        """Nothing to call: the mapping and the secrets were checked when the instance was
-        built (a push source has no API to probe)."""
+        """Nothing to call: the mapping, the secrets and (poll mode) the request templates were
+        checked when the instance was built. A poll-mode probe is deliberately not sent: every
+        request spends the vendor's rate limit (Together: 1 per minute, or the key is revoked).
+        """
+
+    # --- Polling capability ----------------------------------------------------------------
+
+    def initial_cursor(self, since: datetime) -> PollCursor:
+        """Where a first run or a backfill from `since` begins (see `connectors.webhook.poll`)."""
+        if self.spec.mode != "poll":
+            return PollCursor()
+        return self._require_poller().initial_cursor(since)
+
+    def poll(self, cursor: PollCursor | None, *, until: datetime) -> PollResult[PollCursor]:
+        """ONE request of a poll-mode mapping; in webhook mode nothing (no I/O, no events)."""
+        if self.spec.mode != "poll":
+            return PollResult(events=[], next_cursor=None, has_more=False)
+        return self._require_poller().poll(cursor, until=until)
+
+    def _require_poller(self) -> Poller:
+        if self.poller is None:
+            raise ConfigError(
+                f"webhook {self.source}: a mode: poll mapping needs settings.poll (base_url)"
+            )
+        return self.poller
+
+    def _refuse_push(self) -> None:
+        if self.spec.mode == "poll":
+            raise BadRequest(
+                f"connector instance for {self.spec.vendor} polls the vendor's API "
+                "(mode: poll); it has no webhook endpoint",
+                status=404,
+            )
 
     # --- secrets and verifiers -------------------------------------------------------------
 
@@ -263,7 +359,11 @@ class GenericWebhookConnector(Connector[GenericWebhookSettings], Webhook):
             return False
 
     def handshake(self, request: WebhookRequest) -> WebhookResponse | None:
-        """Answer the first configured handshake that matches the request, else None."""
+        """Answer the first configured handshake that matches the request, else None.
+
+        In poll mode every request is refused here with 404 (BadRequest), before any verifier.
+        """
+        self._refuse_push()
         method = request.method.upper()
         scope = self._scope(request)
         for hs in self.spec.handshakes:
@@ -326,7 +426,11 @@ class GenericWebhookConnector(Connector[GenericWebhookSettings], Webhook):
         return value
 
     def parse(self, request: WebhookRequest) -> list[SourceEvent]:
-        """Decode the body per its content type, explode it into items, one event per item."""
+        """Decode the body per its content type, explode it into items, one event per item.
+
+        Also in poll mode: the receiver never gets here (handshake() refuses), but golden tests
+        and dry runs feed poll-mode mappings fixture bodies through parse().
+        """
         ingress = self.spec.ingress
         content_type = (request.header("Content-Type") or "").split(";")[0].strip().lower()
         if content_type not in ingress.content_types:

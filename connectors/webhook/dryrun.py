@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from connectors.webhook.connector import GenericWebhookConnector
-from hub.errors import HubError
-from hub.events import WebhookRequest
-from hub.mapping import ActorResolver, MappingContext, Unmapped
+from hub import ActorResolver, HubError, MappingContext, Unmapped, WebhookRequest
 
 __all__ = ["DryRunItem", "dry_run", "mapping_context"]
 

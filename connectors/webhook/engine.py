@@ -46,9 +46,7 @@ from connectors.webhook.spec import (
     TextSpec,
     named_parts,
 )
-from hub.connector import Person
-from hub.errors import BadRequest, MappingError, UnresolvedActor
-from hub.mapping import MapResult, Unmapped
+from hub import BadRequest, MappingError, MapResult, Person, Unmapped, UnresolvedActor
 from hub.xapi import (
     Activity,
     ActivityDefinition,
@@ -58,14 +56,14 @@ from hub.xapi import (
     Result,
     Score,
     Statement,
+    VerbDef,
     is_iso_duration,
     parse_timestamp,
     validate_statement,
 )
-from hub.xapi.vocab import VerbDef
 
 if TYPE_CHECKING:
-    from hub.mapping import MappingContext
+    from hub import MappingContext
 
 __all__ = ["DEFAULT_EVENT_TYPE", "ExplodedItem", "MappingEngine", "truthy"]
 

@@ -60,8 +60,7 @@ import jmespath
 import jmespath.exceptions
 import jmespath.functions
 
-from hub.xapi.ids import activity_iri
-from hub.xapi.timefmt import format_duration, parse_duration, parse_timestamp
+from hub.xapi import activity_iri, format_duration, parse_duration, parse_timestamp
 
 __all__ = [
     "ENVELOPE_KEY",

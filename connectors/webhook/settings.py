@@ -15,9 +15,9 @@ from pathlib import Path
 import yaml
 from pydantic import Field, SecretStr, model_validator
 
+from connectors.webhook.poll import PollSettings
 from connectors.webhook.spec import MappingSpec, load_mapping
-from hub.connector import ConnectorSettings
-from hub.errors import ConfigError
+from hub import ConfigError, ConnectorSettings
 
 __all__ = ["GenericWebhookSettings", "available_presets", "load_preset"]
 
@@ -70,6 +70,10 @@ class GenericWebhookSettings(ConnectorSettings):
     include_free_text: bool = Field(
         default=False,
         description="emit user-written text (result.response, free_text names); off by default",
+    )
+    poll: PollSettings | None = Field(
+        default=None,
+        description="poll mode only: the vendor's base URL, template variables, column names",
     )
 
     @model_validator(mode="after")

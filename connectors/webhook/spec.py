@@ -28,6 +28,14 @@ from pydantic import (
 )
 
 from connectors.webhook.expressions import ExpressionError, check_vars, compile_expression
+from connectors.webhook.pollspec import (
+    Duration,
+    PollRequests,
+    PollRequestSpec,
+    RateLimitSpec,
+    SnapshotSpec,
+    placeholders,
+)
 
 __all__ = [
     "ActivityRef",
@@ -46,6 +54,7 @@ __all__ = [
     "IpAllowlistSpec",
     "JsonFieldEqualsSpec",
     "MappingSpec",
+    "PollRequestSpec",
     "QueryTokenSpec",
     "ResultSpec",
     "RouteSpec",
@@ -463,14 +472,6 @@ class ActorDefaults(_Spec):
     account_home_page: Iri | None = None
 
 
-class PollRequestSpec(_Spec):
-    """Poll mode (built separately): the request template; the base URL is tenant config."""
-
-    method: Literal["GET", "POST"] = "GET"
-    url: str
-    params: dict[str, str] = Field(default_factory=dict)
-
-
 class MappingSpec(_Spec):
     """A whole mapping file."""
 
@@ -479,9 +480,16 @@ class MappingSpec(_Spec):
     mapping_version: int = Field(ge=1)
     platform: str
     mode: Literal["webhook", "poll"] = "webhook"
-    request: PollRequestSpec | None = None
+    # Poll mode (see `pollspec` and the README's "Poll mode" section).
+    request: PollRequests | None = None
     watermark: Expr | None = None
-    watermark_overlap: str | None = None
+    watermark_overlap: Duration | None = None
+    watermark_window: Duration | None = None
+    watermark_start: Duration = "P30D"
+    snapshot: SnapshotSpec | None = None
+    rate_limit: RateLimitSpec | None = None
+    poll_interval: Duration | None = None
+    variables: dict[str, str] = Field(default_factory=dict)
     ingress: IngressSpec = Field(default_factory=IngressSpec)
     auth: list[AuthSpec] = Field(default_factory=list)
     handshakes: list[HandshakeSpec] = Field(default_factory=list)
@@ -496,9 +504,36 @@ class MappingSpec(_Spec):
         verifiers = [a for a in self.auth if a.type != "json_field_equals"]
         if self.mode == "webhook" and not verifiers:
             raise ValueError("a webhook-mode mapping needs at least one request verifier in auth")
-        if self.mode == "poll" and self.request is None:
-            raise ValueError("a poll-mode mapping needs request")
+        if self.mode == "poll":
+            self._check_poll()
+        elif self.request is not None:
+            raise ValueError("request is for mode: poll")
         return self
+
+    def _check_poll(self) -> None:
+        if not self.request:
+            raise ValueError("a poll-mode mapping needs request")
+        names = [r.name for r in self.request]
+        if len(set(names)) != len(names):
+            raise ValueError(f"request names must be unique, got {names}")
+        for req in self.request:
+            if self.snapshot is not None and req.uses_window():
+                raise ValueError(
+                    f"request {req.name!r}: {{watermark}}/{{until}} need watermark mode; "
+                    "a snapshot mapping reads the whole report every time"
+                )
+        if self.snapshot is not None and (
+            self.watermark or self.watermark_overlap or self.watermark_window
+        ):
+            raise ValueError("choose one cursor: snapshot, or watermark/watermark_overlap/window")
+        for value in self.variables.values():
+            if placeholders(value):
+                raise ValueError("variables are literals; they cannot hold placeholders")
+
+    @property
+    def poll_requests(self) -> list[PollRequestSpec]:
+        """The poll requests, in polling order (empty in webhook mode)."""
+        return list(self.request or [])
 
     @property
     def source(self) -> str:

@@ -47,10 +47,12 @@ def _golden(actual: Any, expected_file: Path) -> None:
 
 def test_every_preset_has_fixtures_and_settings(kit: Any) -> None:
     presets = available_presets()
-    assert presets == ["coachaccountable", "example-coaching", "sparkwise"]
-    for preset in presets:
+    assert presets == ["coachaccountable", "example-coaching", "sparkwise", "together"]
+    # Together is poll-only: its golden files are recorded API responses under poll/fixtures.
+    for preset in [p for p in presets if p != "together"]:
         assert preset in kit.preset_settings
         assert list((FIXTURES / preset / "events").glob("*.json")), f"{preset} has no fixture"
+    assert list((FIXTURES.parent / "poll" / "fixtures" / "api").glob("together-*.json"))
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda p: f"{p.parts[-3]}/{p.stem}")
