@@ -1,4 +1,10 @@
-"""The figures of `/api/status`, the status page and `lxhub status`, read from the store."""
+"""The figures of `/api/status`, the status page and `lxhub status`, read from the store.
+
+Everything here is read from the hub's store (never from one process's memory), so the page is
+right whichever receiver answers and however many worker machines run. Events/min and
+delivered/min are trailing averages over `hub.metrics.RATE_WINDOW_MINUTES`, recorded by the
+normalize and delivery tasks (`hub.metrics.record_events`, `hub.metrics.record_delivered`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from hub import health
 from hub.delivery import circuit_state
 from hub.inbox import INBOX
+from hub.metrics import DELIVERED, EVENTS, RATE_WINDOW_MINUTES, Rates
 from hub.store.base import DeadLetterFilter
 
 if TYPE_CHECKING:
@@ -17,6 +24,8 @@ if TYPE_CHECKING:
 
 
 class ConnectorStatus(BaseModel):
+    """One connector instance as the status page shows it."""
+
     model_config = ConfigDict(frozen=True)
 
     id: str
@@ -29,9 +38,13 @@ class ConnectorStatus(BaseModel):
     last_error: str | None
     last_error_at: AwareDatetime | None
     unhealthy: bool
+    description: str = ""
+    events_per_minute: float = 0.0
 
 
 class LrsStatus(BaseModel):
+    """One LRS destination: its outbox, its circuit and its dead letters."""
+
     model_config = ConfigDict(frozen=True)
 
     name: str
@@ -44,9 +57,12 @@ class LrsStatus(BaseModel):
     paused_reason: str | None
     next_probe_at: AwareDatetime | None
     dead_letters: int
+    delivered_per_minute: float = 0.0
 
 
 class DeadLetterSummary(BaseModel):
+    """A recent dead letter, its detail cut to a readable length."""
+
     model_config = ConfigDict(frozen=True)
 
     id: str
@@ -59,9 +75,12 @@ class DeadLetterSummary(BaseModel):
 
 
 class HubStatus(BaseModel):
+    """Everything `/api/status` answers."""
+
     model_config = ConfigDict(frozen=True)
 
     generated_at: AwareDatetime
+    rate_window_minutes: int = RATE_WINDOW_MINUTES
     inbox_backlog: int
     connectors: list[ConnectorStatus]
     lrs: list[LrsStatus]
@@ -70,31 +89,53 @@ class HubStatus(BaseModel):
 
 
 def collect(runtime: HubRuntime, *, now: datetime | None = None, recent: int = 10) -> HubStatus:
+    """Read every figure of the status page from the store (no secret is ever part of it)."""
     store = runtime.store
     now = now or runtime.clock.now()
+    rates = Rates(store)
     connectors: list[ConnectorStatus] = []
     for instance_id, instance in sorted(runtime.loaded.instances.items()):
         h = health.read(store, instance_id)
         bound = runtime.connectors.get(instance_id)
         caps = sorted(c.value for c in bound.connector.capabilities()) if bound else []
-        connectors.append(ConnectorStatus(
-            id=instance_id, type=instance.type, enabled=instance.enabled, capabilities=caps,
-            last_poll_at=h.last_poll_at, last_success_at=h.last_success_at, cursor=h.cursor,
-            last_error=h.last_error, last_error_at=h.last_error_at, unhealthy=h.unhealthy,
-        ))
+        connectors.append(
+            ConnectorStatus(
+                id=instance_id,
+                type=instance.type,
+                enabled=instance.enabled,
+                capabilities=caps,
+                last_poll_at=h.last_poll_at,
+                last_success_at=h.last_success_at,
+                cursor=h.cursor,
+                last_error=h.last_error,
+                last_error_at=h.last_error_at,
+                unhealthy=h.unhealthy,
+                description=instance.description,
+                events_per_minute=round(rates.per_minute(EVENTS, instance_id, now=now), 2),
+            )
+        )
     lrs_list: list[LrsStatus] = []
     for lrs in runtime.config.lrs:
         stats = store.outbox_stats(lrs.name, now=now)
         circuit = circuit_state(store, lrs.name)
-        oldest = (now - stats.oldest_enqueued_at).total_seconds() if stats.oldest_enqueued_at \
-            else None
-        lrs_list.append(LrsStatus(
-            name=lrs.name, type=lrs.type, enabled=lrs.enabled, backlog=stats.ready,
-            in_flight=stats.leased, oldest_waiting_seconds=oldest, paused=circuit is not None,
-            paused_reason=circuit.reason if circuit else None,
-            next_probe_at=circuit.probe_at if circuit else None,
-            dead_letters=store.dlq_count(lrs=lrs.name),
-        ))
+        oldest = (
+            (now - stats.oldest_enqueued_at).total_seconds() if stats.oldest_enqueued_at else None
+        )
+        lrs_list.append(
+            LrsStatus(
+                name=lrs.name,
+                type=lrs.type,
+                enabled=lrs.enabled,
+                backlog=stats.ready,
+                in_flight=stats.leased,
+                oldest_waiting_seconds=oldest,
+                paused=circuit is not None,
+                paused_reason=circuit.reason if circuit else None,
+                next_probe_at=circuit.probe_at if circuit else None,
+                dead_letters=store.dlq_count(lrs=lrs.name),
+                delivered_per_minute=round(rates.per_minute(DELIVERED, lrs.name, now=now), 2),
+            )
+        )
     letters = store.dlq_list(DeadLetterFilter(limit=recent))
     return HubStatus(
         generated_at=now,
@@ -103,8 +144,15 @@ def collect(runtime: HubRuntime, *, now: datetime | None = None, recent: int = 1
         lrs=lrs_list,
         dead_letters_total=store.dlq_count(),
         recent_dead_letters=[
-            DeadLetterSummary(id=d.id, stage=d.stage, lrs=d.lrs, instance_id=d.instance_id,
-                              reason=d.reason, detail=d.detail[:300], last_at=d.last_at)
+            DeadLetterSummary(
+                id=d.id,
+                stage=d.stage,
+                lrs=d.lrs,
+                instance_id=d.instance_id,
+                reason=d.reason,
+                detail=d.detail[:300],
+                last_at=d.last_at,
+            )
             for d in letters
         ],
     )

@@ -26,22 +26,37 @@ def status_cmd(state: CliState, as_json: bool) -> None:
         click.echo(report.model_dump_json(indent=2))
         return
     now = report.generated_at
-    click.echo(f"lxhub status at {now:%Y-%m-%d %H:%M:%S} UTC · raw events waiting: "
-               f"{report.inbox_backlog}")
+    click.echo(
+        f"lxhub status at {now:%Y-%m-%d %H:%M:%S} UTC · raw events waiting: {report.inbox_backlog}"
+    )
     click.echo("\nLRS destinations")
-    click.echo(f"  {'name':<18}{'state':<22}{'backlog':>8}{'in flight':>10}{'oldest':>9}"
-               f"{'dead':>6}")
+    click.echo(
+        f"  {'name':<18}{'state':<22}{'backlog':>8}{'in flight':>10}{'oldest':>9}{'dead':>6}"
+    )
     for lrs in report.lrs:
-        state_text = (f"PAUSED ({lrs.paused_reason})" if lrs.paused
-                      else "delivering" if lrs.enabled else "disabled")
-        click.echo(f"  {lrs.name:<18}{state_text[:21]:<22}{lrs.backlog:>8}{lrs.in_flight:>10}"
-                   f"{_age(lrs.oldest_waiting_seconds):>9}{lrs.dead_letters:>6}")
+        state_text = (
+            f"PAUSED ({lrs.paused_reason})"
+            if lrs.paused
+            else "delivering"
+            if lrs.enabled
+            else "disabled"
+        )
+        click.echo(
+            f"  {lrs.name:<18}{state_text[:21]:<22}{lrs.backlog:>8}{lrs.in_flight:>10}"
+            f"{_age(lrs.oldest_waiting_seconds):>9}{lrs.dead_letters:>6}"
+        )
     click.echo("\nConnectors")
     for c in report.connectors:
-        state_text = ("disabled" if not c.enabled else "NEEDS ATTENTION" if c.unhealthy
-                      else "enabled")
-        last = "webhook only" if "polling" not in c.capabilities else (
-            _age((now - c.last_poll_at).total_seconds()) + " ago" if c.last_poll_at else "never")
+        state_text = (
+            "disabled" if not c.enabled else "NEEDS ATTENTION" if c.unhealthy else "enabled"
+        )
+        last = (
+            "webhook only"
+            if "polling" not in c.capabilities
+            else (
+                _age((now - c.last_poll_at).total_seconds()) + " ago" if c.last_poll_at else "never"
+            )
+        )
         click.echo(f"  {c.id:<18}{c.type:<14}{state_text:<17}last poll: {last}")
         if c.last_error:
             click.echo(f"      last error: {c.last_error[:150]}")
