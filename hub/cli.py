@@ -30,9 +30,11 @@ from typing import Any
 import click
 
 from hub.commands import CliState
+from hub.commands.backfill_cmd import backfill_cmd
 from hub.commands.config_cmd import config_group
 from hub.commands.connectors_cmd import connectors_group
 from hub.commands.dlq_cmd import dlq_group
+from hub.commands.scaffold_cmd import new_cmd
 from hub.commands.status_cmd import status_cmd
 from hub.errors import HubError
 
@@ -125,8 +127,10 @@ def main(ctx: click.Context, config_dir: Path | None) -> None:
 
 main.add_command(config_group)
 main.add_command(connectors_group)
+connectors_group.add_command(new_cmd)
 main.add_command(dlq_group)
 main.add_command(status_cmd)
+main.add_command(backfill_cmd)
 
 
 if __name__ == "__main__":  # `python -m hub.cli`, as `lxhub up` starts its children

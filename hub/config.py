@@ -315,7 +315,8 @@ class DeliveryConfig(_Model):
         default=3000.0, gt=0, description="longest retry countdown (below the broker timeout)"
     )
     probe_interval: Seconds = Field(
-        default=30.0, gt=0,
+        default=30.0,
+        gt=0,
         description="first wait before probing a paused LRS (401/403); doubles up to 10 min",
     )
 

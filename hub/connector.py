@@ -158,6 +158,11 @@ class Connector(abc.ABC, Generic[SettingsT]):
         """Map one raw event to statements. Defaults to the class's `mapper`."""
         return self.mapper.map(event, ctx)
 
+    def active_capabilities(self) -> frozenset[Capability]:
+        """What this instance actually uses. A connector class that can both poll and receive
+        may narrow it by its settings (the generic connector's mapping `mode`)."""
+        return self.capabilities()
+
     @classmethod
     def capabilities(cls) -> frozenset[Capability]:
         caps = set()
@@ -204,6 +209,8 @@ class Webhook(abc.ABC):
         """Turn a verified request into raw events. Pure: no network, no store. Raise
         BadRequest for a body that cannot be parsed."""
 
-    def acknowledge(self, request: WebhookRequest, events: Sequence[SourceEvent]) -> WebhookResponse:
+    def acknowledge(
+        self, request: WebhookRequest, events: Sequence[SourceEvent]
+    ) -> WebhookResponse:
         """The 2xx answer after the events are durably enqueued."""
         return WebhookResponse(status=200, body=b"", content_type="text/plain")

@@ -42,8 +42,11 @@ CREATE TABLE IF NOT EXISTS statements (
 CREATE INDEX IF NOT EXISTS statements_verb ON statements(verb);
 """
 
-AUTHORITY = {"objectType": "Agent", "name": "lxhub local", "account": {
-    "homePage": "https://lxhub.invalid", "name": "local"}}
+AUTHORITY = {
+    "objectType": "Agent",
+    "name": "lxhub local",
+    "account": {"homePage": "https://lxhub.invalid", "name": "local"},
+}
 
 
 class LocalLrs:

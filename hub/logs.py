@@ -19,8 +19,13 @@ _CONTEXT_KEYS = ("instance", "connector", "lrs", "statement_id", "reason", "task
 
 _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)(authorization\s*[:=]\s*)(?:basic|bearer)\s+[^\s,;'\"]+"), r"\1***"),
-    (re.compile(r"(?i)((?:password|passwd|secret|token|api[_-]?key|client_secret)\s*[=:]\s*)"
-                r"[^\s&,;'\"]+"), r"\1***"),
+    (
+        re.compile(
+            r"(?i)((?:password|passwd|secret|token|api[_-]?key|client_secret)\s*[=:]\s*)"
+            r"[^\s&,;'\"]+"
+        ),
+        r"\1***",
+    ),
     (re.compile(r"(?i)([?&](?:token|key|secret|signature|sig|code)=)[^&\s]+"), r"\1***"),
     (re.compile(r"(?i)(rediss?://[^:/@\s]*:)[^@\s]+@"), r"\1***@"),
 )
@@ -43,8 +48,9 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
-                doc[key] = value if isinstance(value, int | float | bool | None) else redact(
-                    str(value))
+                doc[key] = (
+                    value if isinstance(value, int | float | bool | None) else redact(str(value))
+                )
         if record.exc_info:
             doc["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(doc, ensure_ascii=False)
@@ -56,9 +62,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = redact(super().format(record))
-        ctx = " ".join(
-            f"{k}={record.__dict__[k]}" for k in _CONTEXT_KEYS if k in record.__dict__
-        )
+        ctx = " ".join(f"{k}={record.__dict__[k]}" for k in _CONTEXT_KEYS if k in record.__dict__)
         return f"{line} [{ctx}]" if ctx else line
 
 

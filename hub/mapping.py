@@ -147,7 +147,11 @@ class MappingContext:
             self.extension("connector-version"): self.connector_version,
         }
         ctx = context or Context()
-        merged: dict[str, JsonValue] = {**lineage, **dict(ctx.extensions or {}), **(extensions or {})}
+        merged: dict[str, JsonValue] = {
+            **lineage,
+            **dict(ctx.extensions or {}),
+            **(extensions or {}),
+        }
         updates: dict[str, object] = {"extensions": merged}
         if isinstance(object_, Activity):
             updates["platform"] = ctx.platform or self.platform

@@ -170,10 +170,14 @@ def normalize(
         bound = instances(event.instance_id)
         if bound is None:
             _dead_letter(
-                store, event, stage="normalize", reason="unknown_instance",
+                store,
+                event,
+                stage="normalize",
+                reason="unknown_instance",
                 detail=f"no enabled connector instance {event.instance_id!r}; enable it, then "
                 "replay with `lxhub dlq replay`",
-                now=now, report=report,
+                now=now,
+                report=report,
             )
             continue
         ctx = mapping_context(bound, event, base_iri=base_iri, actors=actors)
@@ -182,29 +186,68 @@ def normalize(
         except TransientError:
             raise
         except UnresolvedActor as exc:
-            _dead_letter(store, event, stage="identity", reason="unresolved_actor",
-                         detail=f"{exc}; add the person to the identity map, then replay",
-                         now=now, report=report)
+            _dead_letter(
+                store,
+                event,
+                stage="identity",
+                reason="unresolved_actor",
+                detail=f"{exc}; add the person to the identity map, then replay",
+                now=now,
+                report=report,
+            )
             continue
         except MappingError as exc:
-            _dead_letter(store, event, stage="normalize", reason="mapping_failed",
-                         detail=str(exc), now=now, report=report)
+            _dead_letter(
+                store,
+                event,
+                stage="normalize",
+                reason="mapping_failed",
+                detail=str(exc),
+                now=now,
+                report=report,
+            )
             continue
         except HubError as exc:
-            _dead_letter(store, event, stage="normalize", reason=type(exc).__name__,
-                         detail=str(exc), now=now, report=report)
+            _dead_letter(
+                store,
+                event,
+                stage="normalize",
+                reason=type(exc).__name__,
+                detail=str(exc),
+                now=now,
+                report=report,
+            )
             continue
         except Exception as exc:  # a connector bug must not block the other events
-            logger.exception("connector %s crashed mapping %s", bound.connector.name,
-                             event.event_type, extra={"instance": event.instance_id})
-            _dead_letter(store, event, stage="normalize", reason="mapper_crashed",
-                         detail=f"{type(exc).__name__}: {exc}", now=now, report=report)
+            logger.exception(
+                "connector %s crashed mapping %s",
+                bound.connector.name,
+                event.event_type,
+                extra={"instance": event.instance_id},
+            )
+            _dead_letter(
+                store,
+                event,
+                stage="normalize",
+                reason="mapper_crashed",
+                detail=f"{type(exc).__name__}: {exc}",
+                now=now,
+                report=report,
+            )
             continue
         if isinstance(result, Unmapped):
             report.unmapped[result.event_type] = report.unmapped.get(result.event_type, 0) + 1
             continue
-        _route(result, event=event, bound=bound, destinations=destinations, store=store,
-               now=now, batches=batches, report=report)
+        _route(
+            result,
+            event=event,
+            bound=bound,
+            destinations=destinations,
+            store=store,
+            now=now,
+            batches=batches,
+            report=report,
+        )
     for lrs_name, items in batches.items():
         report.appended[lrs_name] = store.outbox_append(lrs_name, items, now=now)
     return report
@@ -224,7 +267,8 @@ def _route(
     for statement in statements:
         verb_iri = statement.verb.id
         targets = [
-            d for d in destinations
+            d
+            for d in destinations
             if (bound.lrs is None or d.name in bound.lrs) and d.accepts(bound.instance_id, verb_iri)
         ]
         encoded: dict[str, bytes] = {}
@@ -232,8 +276,15 @@ def _route(
             for version in {d.xapi_version for d in targets}:
                 encoded[version] = canonical_bytes(statement, version=version)
         except StatementInvalid as exc:
-            _dead_letter(store, event, stage="normalize", reason="invalid_statement",
-                         detail=str(exc), now=now, report=report)
+            _dead_letter(
+                store,
+                event,
+                stage="normalize",
+                reason="invalid_statement",
+                detail=str(exc),
+                now=now,
+                report=report,
+            )
             continue
         report.statements += 1
         sid = str(statement.id or uuid.uuid4())
@@ -295,7 +346,9 @@ def run_poll(
         try:
             page = connector.poll(cursor, until=limit)
         except HubError as exc:
-            health.record_error(store, bound.instance_id, at=now, error=f"{type(exc).__name__}: {exc}")
+            health.record_error(
+                store, bound.instance_id, at=now, error=f"{type(exc).__name__}: {exc}"
+            )
             raise
         if page.events:
             enqueuer.enqueue(page.events)  # durable first ...
@@ -304,8 +357,9 @@ def run_poll(
             saved = page.next_cursor.model_dump_json()
             store.set_cursor(key, saved)  # ... cursor second
         if cursor_key is None:
-            health.record_success(store, bound.instance_id, at=now, events=len(page.events),
-                                  cursor=saved)
+            health.record_success(
+                store, bound.instance_id, at=now, events=len(page.events), cursor=saved
+            )
         return PollReport(
             instance_id=bound.instance_id,
             events=len(page.events),
@@ -355,11 +409,18 @@ def drain_inbox(
         try:
             events.append(from_item(item))
         except ValueError as exc:  # an envelope written by an incompatible version
-            store.dlq_add(DeadLetter(
-                id=f"ingest:{item.statement_id}", stage="ingest", instance_id=item.instance_id,
-                reason="bad_envelope", detail=str(exc)[:2000], first_at=now, last_at=now,
-                body=item.body,
-            ))
+            store.dlq_add(
+                DeadLetter(
+                    id=f"ingest:{item.statement_id}",
+                    stage="ingest",
+                    instance_id=item.instance_id,
+                    reason="bad_envelope",
+                    detail=str(exc)[:2000],
+                    first_at=now,
+                    last_at=now,
+                    body=item.body,
+                )
+            )
             report.dead_lettered += 1
     try:
         report.normalized = normalize_batch(events)
@@ -368,15 +429,25 @@ def drain_inbox(
         if attempts >= max_attempts:
             nreport = NormalizeReport()
             for event in events:
-                _dead_letter(store, event, stage="normalize", reason="lookup_unavailable",
-                             detail=f"gave up after {attempts} attempts: {exc}", now=now,
-                             report=nreport)
+                _dead_letter(
+                    store,
+                    event,
+                    stage="normalize",
+                    reason="lookup_unavailable",
+                    detail=f"gave up after {attempts} attempts: {exc}",
+                    now=now,
+                    report=nreport,
+                )
             report.dead_lettered += len(events)
         else:
             store.outbox_release(
-                INBOX, lease.lease_id, ids,
+                INBOX,
+                lease.lease_id,
+                ids,
                 not_before=now + timedelta(seconds=backoff(attempts)),
-                error=str(exc)[:500], count_attempt=True, now=now,
+                error=str(exc)[:500],
+                count_attempt=True,
+                now=now,
             )
             report.retried = len(ids)
             return report

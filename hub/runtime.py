@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from hub.clock import Clock, SystemClock
 from hub.config import HubConfig, InstanceConfig, LoadedConfig, LrsConfig, load_config
-from hub.connector import Connector, ConnectorRuntime, Polling, Webhook
+from hub.connector import Capability, Connector, ConnectorRuntime
 from hub.identity import IdentityResolver
 from hub.inbox import StoreInbox
 from hub.local_lrs import LocalLrs, LocalLrsTransport
@@ -81,11 +81,11 @@ class BoundConnector:
 
     @property
     def polls(self) -> bool:
-        return isinstance(self.connector, Polling)
+        return Capability.POLLING in self.connector.active_capabilities()
 
     @property
     def receives(self) -> bool:
-        return isinstance(self.connector, Webhook)
+        return Capability.WEBHOOK in self.connector.active_capabilities()
 
 
 class HubRuntime:
@@ -181,7 +181,9 @@ class HubRuntime:
                 clock=self.clock,
                 state=StoreState(self.store, instance.id),
             )
-            out[instance.id] = BoundConnector(instance, plugin.cls(instance.settings, runtime=runtime))
+            out[instance.id] = BoundConnector(
+                instance, plugin.cls(instance.settings, runtime=runtime)
+            )
         return out
 
     def enabled_instance(self, instance_id: str) -> BoundConnector | None:
@@ -223,9 +225,13 @@ class HubRuntime:
         if cfg.type == "local":
             # In process, no credentials: the transport never leaves this machine.
             transport: httpx.BaseTransport | None = LocalLrsTransport(self.local_lrs)
-            target = LrsTarget(name=cfg.name, endpoint="http://local.lxhub.invalid/xapi/",
-                               token=SecretStr("local"), xapi_version=cfg.xapi_version,
-                               timeout=cfg.timeout)
+            target = LrsTarget(
+                name=cfg.name,
+                endpoint="http://local.lxhub.invalid/xapi/",
+                token=SecretStr("local"),
+                xapi_version=cfg.xapi_version,
+                timeout=cfg.timeout,
+            )
         else:
             transport = self._transports.get(f"lrs:{name}")
             target = LrsTarget(
@@ -238,7 +244,8 @@ class HubRuntime:
                 timeout=cfg.timeout,
             )
         client = httpx.Client(
-            timeout=httpx.Timeout(cfg.timeout), headers={"User-Agent": USER_AGENT},
+            timeout=httpx.Timeout(cfg.timeout),
+            headers={"User-Agent": USER_AGENT},
             transport=transport,
         )
         return LrsClient(target, http=client)

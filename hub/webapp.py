@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import importlib.resources
 from collections.abc import Callable
+from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -45,7 +46,8 @@ class AdminAuth:
         self._token = token.encode() if token else None
 
     def session_value(self) -> str:
-        assert self._token is not None
+        if self._token is None:
+            raise RuntimeError("no admin token configured")
         return hmac.new(self._token, b"lxhub-status-session", hashlib.sha256).hexdigest()
 
     def allows(self, request: Request) -> bool:
@@ -65,9 +67,7 @@ class AdminAuth:
         return self._token is not None
 
 
-def build_app(
-    runtime: HubRuntime, *, broker_ping: Callable[[], bool] | None = None
-) -> Starlette:
+def build_app(runtime: HubRuntime, *, broker_ping: Callable[[], bool] | None = None) -> Starlette:
     cfg = runtime.config
     receiver = Receiver(
         {
@@ -107,14 +107,20 @@ def build_app(
         return HTMLResponse(_page("status.html"))
 
     async def login(request: Request) -> Response:
-        form = await request.form()
-        supplied = str(form.get("token", ""))
+        # Parsed here rather than with request.form(), which needs python-multipart for one field.
+        body = (await request.body())[:4096].decode("utf-8", "replace")
+        supplied = parse_qs(body).get("token", [""])[0]
         if not auth.login(supplied):
             html = _page("login.html").replace("{{hint}}", "That token is not right.")
             return HTMLResponse(html, status_code=401)
         response = RedirectResponse("/", status_code=303)
-        response.set_cookie(COOKIE, auth.session_value(), httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")
+        response.set_cookie(
+            COOKIE,
+            auth.session_value(),
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
         return response
 
     async def statements(request: Request) -> Response:
@@ -122,9 +128,12 @@ def build_app(
             return JSONResponse({"error": "unauthorized", "message": _auth_hint(auth)}, 401)
         transport = LocalLrsTransport(runtime.local_lrs)
         answer = await run_in_threadpool(transport.handle_get, request.url.query)
-        return Response(answer.content, status_code=answer.status_code,
-                        media_type="application/json",
-                        headers={"X-Experience-API-Version": "1.0.3"})
+        return Response(
+            answer.content,
+            status_code=answer.status_code,
+            media_type="application/json",
+            headers={"X-Experience-API-Version": "1.0.3"},
+        )
 
     return create_app(
         receiver=receiver,
@@ -148,6 +157,8 @@ def _safe(check: Callable[[], bool]) -> bool:
 
 def _auth_hint(auth: AdminAuth) -> str:
     if not auth.configured:
-        return ("No admin token is configured: set web.admin_token in hub.yaml "
-                "(e.g. ${LXHUB_ADMIN_TOKEN}) to open the status page.")
+        return (
+            "No admin token is configured: set web.admin_token in hub.yaml "
+            "(e.g. ${LXHUB_ADMIN_TOKEN}) to open the status page."
+        )
     return "Sign in with the admin token (web.admin_token in hub.yaml)."

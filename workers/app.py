@@ -27,7 +27,7 @@ def configure(runtime: HubRuntime, *, factory: Callable[[], HubRuntime] | None =
     """Point the app at the runtime's broker and schedule; install the runtime for tasks."""
     cfg = runtime.config
     app.conf.broker_url = cfg.effective_broker_url
-    options = dict(celeryconfig.broker_transport_options)
+    options: dict[str, float] = dict(celeryconfig.broker_transport_options)
     if cfg.effective_broker_url.startswith("sqla+"):
         # kombu's SQLAlchemy transport polls its table; 1 s (the default) would add a second of
         # latency to every hop on the embedded default. Our subclass keeps the option away from

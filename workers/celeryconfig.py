@@ -34,7 +34,7 @@ worker_prefetch_multiplier = 1
 # schedule (MAX_COUNTDOWN) and every task time limit must stay below it, or a delayed task would
 # be redelivered while still waiting and run twice.
 VISIBILITY_TIMEOUT = 3600
-broker_transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT}
+broker_transport_options: dict[str, float] = {"visibility_timeout": VISIBILITY_TIMEOUT}
 MAX_COUNTDOWN = 3000
 
 # A task that hangs (a source that never answers despite httpx timeouts) is stopped: soft limit

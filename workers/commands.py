@@ -78,12 +78,26 @@ def serve_cmd(state: CliState, host: str | None, port: int | None) -> None:
 
 
 @click.command("worker")
-@click.option("--queues", "-Q", default="poll,ingest,deliver", show_default=True,
-              help="Comma-separated queues to consume (scale them apart if you like).")
-@click.option("--concurrency", "-c", type=int, default=None,
-              help="Worker processes (default: number of CPUs).")
-@click.option("--pool", default="prefork", show_default=True,
-              type=click.Choice(["prefork", "threads", "solo"]))
+@click.option(
+    "--queues",
+    "-Q",
+    default="poll,ingest,deliver",
+    show_default=True,
+    help="Comma-separated queues to consume (scale them apart if you like).",
+)
+@click.option(
+    "--concurrency",
+    "-c",
+    type=int,
+    default=None,
+    help="Worker processes (default: number of CPUs).",
+)
+@click.option(
+    "--pool",
+    default="prefork",
+    show_default=True,
+    type=click.Choice(["prefork", "threads", "solo"]),
+)
 @click.pass_obj
 def worker_cmd(state: CliState, queues: str, concurrency: int | None, pool: str) -> None:
     """Run a Celery worker for this hub."""
@@ -93,9 +107,15 @@ def worker_cmd(state: CliState, queues: str, concurrency: int | None, pool: str)
     from workers.heartbeat import WorkerHeartbeat
 
     app.steps["worker"].add(WorkerHeartbeat)
-    argv = ["worker", f"--queues={queues}", f"--pool={pool}",
-            f"--hostname=lxhub-{os.getpid()}@{socket.gethostname()}",
-            f"--loglevel={rt.config.log_level}", "--without-gossip", "--without-mingle"]
+    argv = [
+        "worker",
+        f"--queues={queues}",
+        f"--pool={pool}",
+        f"--hostname=lxhub-{os.getpid()}@{socket.gethostname()}",
+        f"--loglevel={rt.config.log_level}",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
     app.worker_main(argv=argv)
@@ -111,13 +131,13 @@ def beat_cmd(state: CliState) -> None:
 
     schedule = Path(rt.config.data_dir) / "beat-schedule"
     schedule.parent.mkdir(parents=True, exist_ok=True)
-    app.Beat(scheduler=LockedScheduler, schedule=str(schedule),
-             loglevel=rt.config.log_level).run()
+    app.Beat(scheduler=LockedScheduler, schedule=str(schedule), loglevel=rt.config.log_level).run()
 
 
 @click.command("up")
-@click.option("--concurrency", "-c", type=int, default=3, show_default=True,
-              help="Worker processes.")
+@click.option(
+    "--concurrency", "-c", type=int, default=3, show_default=True, help="Worker processes."
+)
 @click.pass_obj
 def up_cmd(state: CliState, concurrency: int) -> None:
     """Run everything (receiver, worker, scheduler) in one process tree.
@@ -131,10 +151,11 @@ def up_cmd(state: CliState, concurrency: int) -> None:
     Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
     base = [sys.executable, "-m", "hub.cli", "--config", str(rt.loaded.config_dir)]
     env = dict(os.environ)
+    # Our own interpreter and module with fixed arguments: nothing user-controlled is executed.
     children = {
-        "web": subprocess.Popen([*base, "serve"], env=env),
-        "worker": subprocess.Popen([*base, "worker", "-c", str(concurrency)], env=env),
-        "beat": subprocess.Popen([*base, "beat"], env=env),
+        "web": subprocess.Popen([*base, "serve"], env=env),  # noqa: S603
+        "worker": subprocess.Popen([*base, "worker", "-c", str(concurrency)], env=env),  # noqa: S603
+        "beat": subprocess.Popen([*base, "beat"], env=env),  # noqa: S603
     }
     click.echo(
         f"lxhub is up: receiver on http://{cfg.web.host}:{cfg.web.port}/  "
@@ -153,8 +174,10 @@ def up_cmd(state: CliState, concurrency: int) -> None:
     while not stopping:
         for name, proc in children.items():
             if proc.poll() is not None:
-                click.echo(f"lxhub {name} exited with status {proc.returncode}; stopping the rest",
-                           err=True)
+                click.echo(
+                    f"lxhub {name} exited with status {proc.returncode}; stopping the rest",
+                    err=True,
+                )
                 stopping, code = True, 1
                 break
         time.sleep(0.5)

@@ -19,14 +19,25 @@ from sqlalchemy import create_engine, event
 _KOMBU_ONLY = ("polling_interval", "visibility_timeout")
 
 
-class Channel(_Channel):  # type: ignore[misc]
+class Channel(_Channel):
     def _engine_from_config(self) -> Any:
         conninfo = self.connection.client
         options = {
-            k: v for k, v in conninfo.transport_options.items()
-            if k not in {*_KOMBU_ONLY, "queue_tablename", "message_tablename", "callback",
-                         "errback", "max_retries", "interval_start", "interval_step",
-                         "interval_max", "retry_errors"}
+            k: v
+            for k, v in conninfo.transport_options.items()
+            if k
+            not in {
+                *_KOMBU_ONLY,
+                "queue_tablename",
+                "message_tablename",
+                "callback",
+                "errback",
+                "max_retries",
+                "interval_start",
+                "interval_step",
+                "interval_max",
+                "retry_errors",
+            }
         }
         options.setdefault("connect_args", {"timeout": 30})
         engine = create_engine(conninfo.hostname, **options)
@@ -41,5 +52,5 @@ class Channel(_Channel):  # type: ignore[misc]
         return engine
 
 
-class Transport(_Transport):  # type: ignore[misc]
+class Transport(_Transport):
     Channel = Channel

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from hub.connector import Polling
 from hub.runtime import HubRuntime
 
 
@@ -29,8 +30,11 @@ def build_beat_schedule(runtime: HubRuntime) -> dict[str, dict[str, Any]]:
     for instance_id, bound in sorted(runtime.connectors.items()):
         if not (bound.enabled and bound.polls):
             continue
-        interval = bound.config.schedule.interval if bound.config.schedule else None
-        every = interval or bound.connector.default_interval  # type: ignore[attr-defined]
+        connector = bound.connector
+        default = connector.default_interval if isinstance(connector, Polling) else timedelta(0)
+        every = (
+            bound.config.schedule.effective_interval(default) if bound.config.schedule else default
+        )
         schedule[f"poll:{instance_id}"] = {
             "task": "hub.poll_connector",
             "schedule": every,

@@ -10,6 +10,7 @@ holds it. Deterministic statement ids make a replay of something already stored 
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 
 import click
@@ -30,35 +31,63 @@ def _when(value: str | None) -> datetime | None:
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (use 2024-05-01 or 2024-05-01T12:00)")
+        raise click.BadParameter(
+            f"{value!r} is not a date (use 2024-05-01 or 2024-05-01T12:00)"
+        ) from None
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def _filters(f: click.decorators.FC) -> click.decorators.FC:
-    for option in reversed([
-        click.option("--lrs", help="Only letters of this LRS."),
-        click.option("--connector", "instance", help="Only letters of this connector instance."),
-        click.option("--stage", type=click.Choice(["ingest", "normalize", "identity", "deliver"])),
-        click.option("--reason", help="Only this reason (e.g. lrs_rejected, conflict)."),
-        click.option("--since", help="Last failure at or after this date/time (UTC)."),
-        click.option("--until", help="Last failure before this date/time (UTC)."),
-    ]):
+    for option in reversed(
+        [
+            click.option("--lrs", help="Only letters of this LRS."),
+            click.option(
+                "--connector", "instance", help="Only letters of this connector instance."
+            ),
+            click.option(
+                "--stage", type=click.Choice(["ingest", "normalize", "identity", "deliver"])
+            ),
+            click.option("--reason", help="Only this reason (e.g. lrs_rejected, conflict)."),
+            click.option("--since", help="Last failure at or after this date/time (UTC)."),
+            click.option("--until", help="Last failure before this date/time (UTC)."),
+        ]
+    ):
         f = option(f)
     return f
 
 
-def _flt(lrs: str | None, instance: str | None, stage: str | None, reason: str | None,
-         since: str | None, until: str | None, limit: int | None = None) -> DeadLetterFilter:
-    return DeadLetterFilter(lrs=lrs, instance_id=instance, stage=stage, reason=reason,
-                            since=_when(since), until=_when(until), limit=limit)
+def _flt(
+    lrs: str | None,
+    instance: str | None,
+    stage: str | None,
+    reason: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int | None = None,
+) -> DeadLetterFilter:
+    return DeadLetterFilter(
+        lrs=lrs,
+        instance_id=instance,
+        stage=stage,
+        reason=reason,
+        since=_when(since),
+        until=_when(until),
+        limit=limit,
+    )
 
 
 def _summary(letter: DeadLetter) -> dict[str, object]:
     return {
-        "id": letter.id, "stage": letter.stage, "lrs": letter.lrs,
-        "instance_id": letter.instance_id, "statement_id": letter.statement_id,
-        "reason": letter.reason, "detail": letter.detail, "attempts": letter.attempts,
-        "first_at": letter.first_at.isoformat(), "last_at": letter.last_at.isoformat(),
+        "id": letter.id,
+        "stage": letter.stage,
+        "lrs": letter.lrs,
+        "instance_id": letter.instance_id,
+        "statement_id": letter.statement_id,
+        "reason": letter.reason,
+        "detail": letter.detail,
+        "attempts": letter.attempts,
+        "first_at": letter.first_at.isoformat(),
+        "last_at": letter.last_at.isoformat(),
     }
 
 
@@ -72,9 +101,17 @@ def dlq_group() -> None:
 @click.option("--limit", type=int, default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def list_cmd(state: CliState, lrs: str | None, instance: str | None, stage: str | None,
-             reason: str | None, since: str | None, until: str | None, limit: int,
-             as_json: bool) -> None:
+def list_cmd(
+    state: CliState,
+    lrs: str | None,
+    instance: str | None,
+    stage: str | None,
+    reason: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
     """List dead letters, newest first."""
     rt = runtime_for(state)
     letters = rt.store.dlq_list(_flt(lrs, instance, stage, reason, since, until, limit))
@@ -86,11 +123,15 @@ def list_cmd(state: CliState, lrs: str | None, instance: str | None, stage: str 
         return
     for d in letters:
         where = d.lrs or d.instance_id or "-"
-        click.echo(f"{d.last_at:%Y-%m-%d %H:%M:%S}  {d.stage:<9} {where:<16} {d.reason:<22} "
-                   f"{d.id}\n    {d.detail[:160]}")
+        click.echo(
+            f"{d.last_at:%Y-%m-%d %H:%M:%S}  {d.stage:<9} {where:<16} {d.reason:<22} "
+            f"{d.id}\n    {d.detail[:160]}"
+        )
     total = rt.store.dlq_count()
-    click.echo(f"{len(letters)} shown, {total} in all. `lxhub dlq show ID` for one; "
-               "`lxhub dlq replay` once the cause is fixed.")
+    click.echo(
+        f"{len(letters)} shown, {total} in all. `lxhub dlq show ID` for one; "
+        "`lxhub dlq replay` once the cause is fixed."
+    )
 
 
 @dlq_group.command("show")
@@ -132,10 +173,19 @@ def replay_one(rt: HubRuntime, letter: DeadLetter, *, now: datetime) -> str | No
         if issues:
             return f"still invalid: {issues[0].path}: {issues[0].message}"
         verb = json.loads(letter.body).get("verb", {}).get("id", "")
-        rt.store.outbox_append(letter.lrs, [OutboxItem(
-            statement_id=letter.statement_id, body=letter.body,
-            instance_id=letter.instance_id or "", verb=str(verb), enqueued_at=now,
-        )], now=now)
+        rt.store.outbox_append(
+            letter.lrs,
+            [
+                OutboxItem(
+                    statement_id=letter.statement_id,
+                    body=letter.body,
+                    instance_id=letter.instance_id or "",
+                    verb=str(verb),
+                    enqueued_at=now,
+                )
+            ],
+            now=now,
+        )
     else:
         if letter.envelope is None:
             return "no raw event kept"
@@ -151,9 +201,17 @@ def replay_one(rt: HubRuntime, letter: DeadLetter, *, now: datetime) -> str | No
 @click.option("--id", "ids", multiple=True, help="Replay only these letters (repeatable).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
-def replay_cmd(state: CliState, lrs: str | None, instance: str | None, stage: str | None,
-               reason: str | None, since: str | None, until: str | None, ids: tuple[str, ...],
-               yes: bool) -> None:
+def replay_cmd(
+    state: CliState,
+    lrs: str | None,
+    instance: str | None,
+    stage: str | None,
+    reason: str | None,
+    since: str | None,
+    until: str | None,
+    ids: tuple[str, ...],
+    yes: bool,
+) -> None:
     """Re-validate and re-enqueue dead letters (after fixing their cause)."""
     rt = runtime_for(state)
     if ids:
@@ -167,14 +225,22 @@ def replay_cmd(state: CliState, lrs: str | None, instance: str | None, stage: st
         click.confirm(f"Replay {len(letters)} dead letters?", abort=True)
     failed: list[tuple[str, str]] = []
     now = rt.clock.now()
-    with click.progressbar(letters, label="replaying", show_eta=True, show_pos=True,
-                           file=click.get_text_stream("stderr")) as bar:
-        for letter in bar:
+    with click.progressbar(
+        length=len(letters),
+        label="replaying",
+        show_eta=True,
+        show_pos=True,
+        file=sys.stderr,
+    ) as bar:
+        for letter in letters:
             why = replay_one(rt, letter, now=now)
             if why is not None:
                 failed.append((letter.id, why))
-    click.echo(f"replayed {len(letters) - len(failed)} of {len(letters)}; workers deliver them "
-               "within seconds (the scheduler must be running)")
+            bar.update(1)
+    click.echo(
+        f"replayed {len(letters) - len(failed)} of {len(letters)}; workers deliver them "
+        "within seconds (the scheduler must be running)"
+    )
     for letter_id, why in failed:
         click.echo(f"  kept {letter_id}: {why}")
     if failed:
@@ -185,8 +251,16 @@ def replay_cmd(state: CliState, lrs: str | None, instance: str | None, stage: st
 @_filters
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
-def purge_cmd(state: CliState, lrs: str | None, instance: str | None, stage: str | None,
-              reason: str | None, since: str | None, until: str | None, yes: bool) -> None:
+def purge_cmd(
+    state: CliState,
+    lrs: str | None,
+    instance: str | None,
+    stage: str | None,
+    reason: str | None,
+    since: str | None,
+    until: str | None,
+    yes: bool,
+) -> None:
     """Delete dead letters for good."""
     rt = runtime_for(state)
     letters = rt.store.dlq_list(_flt(lrs, instance, stage, reason, since, until))

@@ -11,7 +11,15 @@ from hub.store.base import (
     Store,
 )
 
-__all__ = ["DeadLetter", "DeadLetterFilter", "Lease", "OutboxItem", "OutboxStats", "Store", "open_store"]
+__all__ = [
+    "DeadLetter",
+    "DeadLetterFilter",
+    "Lease",
+    "OutboxItem",
+    "OutboxStats",
+    "Store",
+    "open_store",
+]
 
 
 def open_store(url: str) -> Store:
@@ -24,4 +32,6 @@ def open_store(url: str) -> Store:
         from hub.store.sqlite import SqliteStore
 
         return SqliteStore.from_url(url)
-    raise ValueError(f"unsupported store URL scheme in {url.split(':', 1)[0]!r}; use redis:// or sqlite:///")
+    raise ValueError(
+        f"unsupported store URL scheme in {url.split(':', 1)[0]!r}; use redis:// or sqlite:///"
+    )

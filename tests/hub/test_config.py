@@ -247,7 +247,8 @@ def test_unknown_key_without_close_match_lists_allowed_keys(
     with pytest.raises(ConfigInvalid) as exc:
         load_config(conf, registry=registry, env=ENV)
     assert problems(exc)[("hub.yaml", "delivery.zzz")] == (
-        "unknown key 'zzz'; allowed keys: flush_interval, lease_seconds, max_countdown"
+        "unknown key 'zzz'; allowed keys: flush_interval, lease_seconds, max_countdown, "
+        "probe_interval"
     )
 
 

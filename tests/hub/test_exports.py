@@ -34,8 +34,11 @@ def test_built_in_connectors_import_only_the_public_api() -> None:
         bad = [
             node.module
             for node in ast.walk(tree)
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
-            and node.module.split(".")[0] == "hub" and node.module not in PUBLIC_PACKAGES
+            if isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.level == 0
+            and node.module.split(".")[0] == "hub"
+            and node.module not in PUBLIC_PACKAGES
         ]
         if bad:
             offenders[str(path.relative_to(ROOT))] = bad

@@ -45,7 +45,8 @@ def test_store_identical_resend_and_conflict(tmp_path: Path) -> None:
         assert c.post("statements", json=[changed], headers=headers).status_code == 409
         got = c.get("statements", params={"statementId": st["id"]}).json()
         assert got["verb"]["id"].endswith("/completed")
-        assert "stored" in got and "authority" in got
+        assert "stored" in got
+        assert "authority" in got
         assert c.get("statements", params={"statementId": str(uuid4())}).status_code == 404
     assert lrs.count() == 1
 

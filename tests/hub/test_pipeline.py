@@ -322,7 +322,8 @@ def test_crashed_normalizer_lease_returns_to_inbox(store, clock) -> None:
     later = store.outbox_lease(
         INBOX, max_items=10, lease_seconds=30, now=T0 + timedelta(seconds=31)
     )
-    assert later is not None and len(later.items) == 1
+    assert later is not None
+    assert len(later.items) == 1
 
 
 def test_inbox_store_failure_is_queue_unavailable(clock) -> None:
@@ -342,7 +343,8 @@ def test_run_poll_enqueues_before_saving_cursor_and_resumes(store, clock) -> Non
     bound = make_bound(clock, pages=rows)
     enq = ListEnqueuer()
     first = run_poll(bound, store=store, enqueuer=enq, clock=clock)
-    assert first.events == 1 and first.has_more
+    assert first.events == 1
+    assert first.has_more
     # The queue goes down: the page is not saved as done, so the next poll repeats it.
     with pytest.raises(QueueUnavailable):
         run_poll(bound, store=store, enqueuer=ListEnqueuer(fail=True), clock=clock)

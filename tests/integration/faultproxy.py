@@ -69,23 +69,40 @@ class FaultProxy:
                             act = "pass"
                         else:
                             plan.remaining -= 1
-                if plan.require_auth is not None and \
-                        self.headers.get("Authorization") != plan.require_auth:
-                    self._answer(401, b'{"message":"bad credentials"}',
-                                 {"Content-Type": "application/json"})
+                if (
+                    plan.require_auth is not None
+                    and self.headers.get("Authorization") != plan.require_auth
+                ):
+                    self._answer(
+                        401, b'{"message":"bad credentials"}', {"Content-Type": "application/json"}
+                    )
                     return
                 if act == "status":
-                    self._answer(plan.status, b'{"message":"injected"}',
-                                 {"Content-Type": "application/json", **plan.headers})
+                    self._answer(
+                        plan.status,
+                        b'{"message":"injected"}',
+                        {"Content-Type": "application/json", **plan.headers},
+                    )
                     return
                 if act == "slow":
                     time.sleep(plan.delay)
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in {"host", "content-length", "connection"}}
-                upstream = httpx.request(self.command, proxy.upstream + self.path,
-                                         content=body, headers=headers, timeout=60)
-                out = {k: v for k, v in upstream.headers.items()
-                       if k.lower() in {"content-type", "x-experience-api-version", "retry-after"}}
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in {"host", "content-length", "connection"}
+                }
+                upstream = httpx.request(
+                    self.command,
+                    proxy.upstream + self.path,
+                    content=body,
+                    headers=headers,
+                    timeout=60,
+                )
+                out = {
+                    k: v
+                    for k, v in upstream.headers.items()
+                    if k.lower() in {"content-type", "x-experience-api-version", "retry-after"}
+                }
                 self._answer(upstream.status_code, upstream.content, out)
 
             do_GET = do_POST = do_PUT = _handle  # noqa: N815

@@ -42,14 +42,21 @@ def flush_redis() -> None:
         redis.Redis(host="127.0.0.1", port=6379, db=db).flushdb()
 
 
-def wait_until(check: Callable[[], bool], *, timeout: float, what: str,
-               every: float = 0.2) -> None:
+def wait_until(
+    check: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    every: float = 0.2,
+    hub: Hub | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    context = f"\n{hub.diagnose()}" if hub is not None else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{context}")
 
 
 @dataclass
@@ -69,10 +76,14 @@ class Hub:
         log = self.data_dir / f"{role}.log"
         self.logs[role] = log
         cmd = [sys.executable, "-m", "hub.cli", "--config", str(self.config_dir), role, *args]
-        self.procs[role] = subprocess.Popen(
-            cmd, env=self.env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: a kill reaches the pool children
-        )
+        with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+            self.procs[role] = subprocess.Popen(
+                cmd,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: a kill reaches the pool children
+            )
 
     def start_all(self, *, concurrency: int = 2) -> None:
         self.start("serve", "--port", str(self.port))
@@ -111,10 +122,19 @@ class Hub:
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
+    def diagnose(self) -> str:
+        """What an operator would look at: status and the tail of every process's log."""
+        status = self.lxhub("status").stdout
+        logs = "\n".join(f"--- {role} log ---\n{self.tail(role, 25)}" for role in self.logs)
+        return f"--- lxhub status ---\n{status}\n{logs}"
+
     def lxhub(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "hub.cli", "--config", str(self.config_dir), *args],
-            env=self.env, capture_output=True, text=True, timeout=120,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
 
@@ -162,28 +182,42 @@ def acme_connector(instance_id: str = "acme-coach") -> dict[str, Any]:
         "id": instance_id,
         "type": "webhook",
         "enabled": True,
-        "settings": {"preset": "example-coaching", "tenant": "acme",
-                     "secrets": {"ACMECOACH_SECRET": "${ACMECOACH_SECRET}"}},
+        "settings": {
+            "preset": "example-coaching",
+            "tenant": "acme",
+            "secrets": {"ACMECOACH_SECRET": "${ACMECOACH_SECRET}"},
+        },
     }
 
 
 def session_event(n: int, tag: str = "t") -> dict[str, Any]:
     return {
-        "id": f"evt_{tag}_{n:06d}", "type": "session.completed", "created_at": "2024-05-03T15:01:12Z",
-        "data": {"engagement_id": "eng_42",
-                 "session": {"id": f"ses_{tag}_{n:06d}", "topic": "Delegation", "duration_minutes": 45,
-                             "started_at": "2024-05-03T14:15:00Z",
-                             "ended_at": "2024-05-03T15:00:00Z"},
-                 "coachee": {"id": f"u_{n % 50}", "email": f"learner{n % 50}@example.com"},
-                 "coach": {"id": "c_77", "email": "coach.kim@acmecoach.example"}},
+        "id": f"evt_{tag}_{n:06d}",
+        "type": "session.completed",
+        "created_at": "2024-05-03T15:01:12Z",
+        "data": {
+            "engagement_id": "eng_42",
+            "session": {
+                "id": f"ses_{tag}_{n:06d}",
+                "topic": "Delegation",
+                "duration_minutes": 45,
+                "started_at": "2024-05-03T14:15:00Z",
+                "ended_at": "2024-05-03T15:00:00Z",
+            },
+            "coachee": {"id": f"u_{n % 50}", "email": f"learner{n % 50}@example.com"},
+            "coach": {"id": "c_77", "email": "coach.kim@acmecoach.example"},
+        },
     }
 
 
 def signed(body: bytes, *, secret: str = SECRET, at: int | None = None) -> dict[str, str]:
     ts = str(at if at is not None else int(time.time()))
     mac = hmac.new(secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
-    return {"Content-Type": "application/json", "X-AcmeCoach-Timestamp": ts,
-            "X-AcmeCoach-Signature": f"sha256={mac}"}
+    return {
+        "Content-Type": "application/json",
+        "X-AcmeCoach-Timestamp": ts,
+        "X-AcmeCoach-Signature": f"sha256={mac}",
+    }
 
 
 def send_events(

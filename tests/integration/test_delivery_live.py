@@ -25,14 +25,21 @@ BACKENDS = ["redis", "sqlite"]
 
 
 def lrs_entry(name: str, endpoint: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "endpoint": endpoint, "username": "hub", "password": "hub-secret",
-            "batch_size": 10, "max_batch_wait": 0.3, "timeout": 10, **extra}
+    return {
+        "name": name,
+        "endpoint": endpoint,
+        "username": "hub",
+        "password": "hub-secret",
+        "batch_size": 10,
+        "max_batch_wait": 0.3,
+        "timeout": 10,
+        **extra,
+    }
 
 
 def ours(server: LrsServer, tag: str) -> list[dict[str, Any]]:
     """The statements of this test in the (shared) LRS, by the session ids it sent."""
-    return [s for s in read_statements(server)
-            if f"/session/ses_{tag}_" in s["object"]["id"]]
+    return [s for s in read_statements(server) if f"/session/ses_{tag}_" in s["object"]["id"]]
 
 
 @pytest.fixture
@@ -64,19 +71,25 @@ def dead_letters(hub: Hub) -> list[dict[str, Any]]:
 def test_n_events_become_exactly_n_statements_even_when_sent_twice(
     backend: str, tmp_path: Path, learning_locker: LrsServer, running: list[Hub], tag: str
 ) -> None:
-    hub = start(running, write_hub(tmp_path, backend=backend,
-                                   lrs=[lrs_entry("ll", learning_locker.endpoint)]))
+    hub = start(
+        running,
+        write_hub(tmp_path, backend=backend, lrs=[lrs_entry("ll", learning_locker.endpoint)]),
+    )
     n = 30
     assert send_events(hub, range(n), tag=tag) == [202] * n
-    wait_until(lambda: len(ours(learning_locker, tag)) == n, timeout=60,
-               what=f"{n} statements in Learning Locker")
+    wait_until(
+        lambda: len(ours(learning_locker, tag)) == n,
+        timeout=60,
+        what=f"{n} statements in Learning Locker",
+    )
     assert send_events(hub, range(n), tag=tag) == [202] * n  # the same deliveries again
     time.sleep(3)
     stored = ours(learning_locker, tag)
     assert len(stored) == n
     assert len({s["id"] for s in stored}) == n
-    assert {s["actor"]["mbox"] for s in stored} <= {f"mailto:learner{i}@example.com"
-                                                    for i in range(50)}
+    assert {s["actor"]["mbox"] for s in stored} <= {
+        f"mailto:learner{i}@example.com" for i in range(50)
+    }
     assert dead_letters(hub) == []
 
 
@@ -86,14 +99,19 @@ def test_lrs_503_for_a_while_then_recovers_all_delivered_none_twice(
 ) -> None:
     with FaultProxy(learning_locker.origin) as proxy:
         proxy.set(Plan(mode="status", status=503))
-        hub = start(running, write_hub(tmp_path, backend=backend,
-                                       lrs=[lrs_entry("ll", proxy.url + "/xAPI/")]))
+        hub = start(
+            running,
+            write_hub(tmp_path, backend=backend, lrs=[lrs_entry("ll", proxy.url + "/xAPI/")]),
+        )
         send_events(hub, range(20), tag=tag)
         wait_until(lambda: proxy.statuses().count(503) >= 3, timeout=60, what="three 503s")
         assert ours(learning_locker, tag) == []
         proxy.set(Plan())
-        wait_until(lambda: len(ours(learning_locker, tag)) == 20, timeout=60,
-                   what="delivery after recovery")
+        wait_until(
+            lambda: len(ours(learning_locker, tag)) == 20,
+            timeout=60,
+            what="delivery after recovery",
+        )
         assert 409 not in proxy.statuses()
         assert dead_letters(hub) == []
 
@@ -103,8 +121,10 @@ def test_429_retry_after_is_honoured(
 ) -> None:
     with FaultProxy(learning_locker.origin) as proxy:
         proxy.set(Plan(mode="status", status=429, headers={"Retry-After": "4"}, remaining=1))
-        hub = start(running, write_hub(tmp_path, backend="redis",
-                                       lrs=[lrs_entry("ll", proxy.url + "/xAPI/")]))
+        hub = start(
+            running,
+            write_hub(tmp_path, backend="redis", lrs=[lrs_entry("ll", proxy.url + "/xAPI/")]),
+        )
         send_events(hub, range(5), tag=tag)
         wait_until(lambda: len(ours(learning_locker, tag)) == 5, timeout=60, what="delivery")
         posts = [(t, status) for t, method, path, status in proxy.log if method == "POST"]
@@ -129,8 +149,16 @@ def test_batch_with_one_invalid_statement_others_stored_bad_one_dead_lettered(
     good = [_statement(tag, i) for i in range(6)]
     bad = _statement(tag, 99)
     bad["actor"] = {"mbox": "not-a-mailto@example.com"}
-    items = [OutboxItem(statement_id=s["id"], body=json.dumps(s).encode(), instance_id="t",
-                        verb=s["verb"]["id"], enqueued_at=now) for s in [*good[:3], bad, *good[3:]]]
+    items = [
+        OutboxItem(
+            statement_id=s["id"],
+            body=json.dumps(s).encode(),
+            instance_id="t",
+            verb=s["verb"]["id"],
+            enqueued_at=now,
+        )
+        for s in [*good[:3], bad, *good[3:]]
+    ]
     rt.store.outbox_append("ll", items, now=now)
     rt.close()
     start(running, hub)
@@ -155,21 +183,31 @@ def _statement(tag: str, i: int) -> dict[str, Any]:
 def test_conflicting_statement_only_it_is_dead_lettered_with_both_versions(
     backend: str, tmp_path: Path, learning_locker: LrsServer, running: list[Hub], tag: str
 ) -> None:
-    hub = start(running, write_hub(tmp_path, backend=backend,
-                                   lrs=[lrs_entry("ll", learning_locker.endpoint)]))
+    hub = start(
+        running,
+        write_hub(tmp_path, backend=backend, lrs=[lrs_entry("ll", learning_locker.endpoint)]),
+    )
     send_events(hub, [0], tag=tag)
     wait_until(lambda: len(ours(learning_locker, tag)) == 1, timeout=60, what="the first")
     # Someone else stores a DIFFERENT statement under the id event 1 will get (derived exactly as
     # the hub derives it: the preset's natural key, positional names k1, k2).
     from hub.xapi.ids import natural_key, statement_id, statement_namespace
 
-    key = natural_key(source="webhook:acmecoach", tenant="acme", verb_key="attended",
-                      parts=[("k1", f"ses_{tag}_000001"), ("k2", "u_1")])
+    key = natural_key(
+        source="webhook:acmecoach",
+        tenant="acme",
+        verb_key="attended",
+        parts=[("k1", f"ses_{tag}_000001"), ("k2", "u_1")],
+    )
     sid = str(statement_id(statement_namespace("https://lrs-hub.example.com/xapi"), key))
     squatter = _statement(tag, 1) | {"id": sid}
     squatter["verb"] = {"id": "http://adlnet.gov/expapi/verbs/failed", "display": {"en-US": "x"}}
-    r = httpx.post(learning_locker.statements_url, json=[squatter],
-                   headers={"X-Experience-API-Version": "1.0.3"}, auth=learning_locker.auth)
+    r = httpx.post(
+        learning_locker.statements_url,
+        json=[squatter],
+        headers={"X-Experience-API-Version": "1.0.3"},
+        auth=learning_locker.auth,
+    )
     assert r.status_code == 200
     send_events(hub, range(1, 8), tag=tag)
     wait_until(lambda: len(ours(learning_locker, tag)) == 8, timeout=60, what="the others")
@@ -177,7 +215,8 @@ def test_conflicting_statement_only_it_is_dead_lettered_with_both_versions(
     assert [d["statement_id"] for d in letters] == [sid], letters
     assert letters[0]["reason"] == "conflict"
     shown = hub.lxhub("dlq", "show", letters[0]["id"])
-    assert "failed" in shown.stdout and "attended" in shown.stdout  # both versions kept
+    assert "failed" in shown.stdout  # the version the LRS holds ...
+    assert "attended" in shown.stdout  # ... and ours: both kept
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -186,16 +225,22 @@ def test_worker_killed_mid_delivery_everything_delivered_exactly_once(
 ) -> None:
     with FaultProxy(learning_locker.origin) as proxy:
         proxy.set(Plan(mode="slow", delay=4.0))
-        hub = start(running, write_hub(tmp_path, backend=backend,
-                                       lrs=[lrs_entry("ll", proxy.url + "/xAPI/")]))
+        hub = start(
+            running,
+            write_hub(tmp_path, backend=backend, lrs=[lrs_entry("ll", proxy.url + "/xAPI/")]),
+        )
         send_events(hub, range(10), tag=tag)
         wait_until(lambda: proxy.inflight > 0, timeout=30, what="a delivery in flight")
         hub.kill("worker")  # SIGKILL the whole worker process group mid-request
         time.sleep(4.5)  # the proxy forwards the request it already had: the LRS may store it
         proxy.set(Plan())
         hub.start("worker", "-c", "2")
-        wait_until(lambda: len(ours(learning_locker, tag)) == 10, timeout=60,
-                   what="delivery by the new worker after the lease expired")
+        wait_until(
+            lambda: len(ours(learning_locker, tag)) == 10,
+            timeout=60,
+            what="delivery by the new worker after the lease expired",
+            hub=hub,
+        )
         stored = ours(learning_locker, tag)
         assert len({s["id"] for s in stored}) == 10
         assert 409 not in proxy.statuses()  # re-sent bytes were identical
@@ -206,9 +251,12 @@ def test_worker_killed_mid_delivery_everything_delivered_exactly_once(
 def test_401_pauses_the_lrs_nothing_lost_and_resumes_after_credentials_fixed(
     backend: str, tmp_path: Path, ralph: LrsServer, running: list[Hub], tag: str
 ) -> None:
-    hub = write_hub(tmp_path, backend=backend,
-                    lrs=[lrs_entry("ralph", ralph.endpoint, password="wrong-password")],
-                    delivery={"probe_interval": 1.0})
+    hub = write_hub(
+        tmp_path,
+        backend=backend,
+        lrs=[lrs_entry("ralph", ralph.endpoint, password="wrong-password")],
+        delivery={"probe_interval": 1.0},
+    )
     start(running, hub)
     send_events(hub, range(6), tag=tag)
     status: dict[str, Any] = {}
@@ -236,16 +284,25 @@ def test_two_lrs_one_down_the_other_receives_everything_on_time(
 ) -> None:
     with FaultProxy(ralph.origin) as proxy:
         proxy.set(Plan(mode="status", status=503))
-        hub = start(running, write_hub(tmp_path, backend="redis", lrs=[
-            lrs_entry("ll", learning_locker.endpoint),
-            lrs_entry("ralph", proxy.url + "/xAPI/"),
-        ]))
+        hub = start(
+            running,
+            write_hub(
+                tmp_path,
+                backend="redis",
+                lrs=[
+                    lrs_entry("ll", learning_locker.endpoint),
+                    lrs_entry("ralph", proxy.url + "/xAPI/"),
+                ],
+            ),
+        )
         started = time.monotonic()
         send_events(hub, range(20), tag=tag)
-        wait_until(lambda: len(ours(learning_locker, tag)) == 20, timeout=30,
-                   what="Learning Locker served while Ralph is down")
+        wait_until(
+            lambda: len(ours(learning_locker, tag)) == 20,
+            timeout=30,
+            what="Learning Locker served while Ralph is down",
+        )
         assert time.monotonic() - started < 15
         assert ours(ralph, tag) == []
         proxy.set(Plan())
         wait_until(lambda: len(ours(ralph, tag)) == 20, timeout=90, what="Ralph catching up")
-

@@ -9,6 +9,7 @@ import uuid
 
 from hub.delivery import deliver_once
 from hub.inbox import INBOX
+from hub.metrics import record_delivered
 from workers import state
 from workers.app import app
 from workers.celeryconfig import MAX_COUNTDOWN
@@ -39,7 +40,7 @@ def deliver_statements(lrs: str) -> int:
         return 0
     delivered = 0
     started = time.monotonic()
-    rng = random.Random()
+    rng = random.Random()  # noqa: S311 (backoff jitter, not security)
     client = rt.lrs_client(lrs)
     try:
         while True:
@@ -57,8 +58,10 @@ def deliver_statements(lrs: str) -> int:
                 max_countdown=min(rt.config.delivery.max_countdown, MAX_COUNTDOWN),
                 probe_interval=rt.config.delivery.probe_interval,
             )
-            rt.metrics.record_delivery(report, now=rt.clock.now(),
-                                       seconds=time.monotonic() - round_started)
+            rt.metrics.record_delivery(
+                report, now=rt.clock.now(), seconds=time.monotonic() - round_started
+            )
+            record_delivered(rt.store, report, now=rt.clock.now())
             delivered += report.stored
             if not report.more_waiting or time.monotonic() - started > ROUND_SECONDS:
                 break

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from hub.backoff import full_jitter
 from hub.events import SourceEvent
+from hub.metrics import record_events
 from hub.pipeline import NormalizeReport, drain_inbox, normalize
 from workers import state
 from workers.app import app
@@ -23,9 +24,10 @@ DRAIN_SECONDS = 5.0
 @app.task(name="hub.normalize_events")
 def normalize_events() -> int:
     rt = state.runtime()
-    rng = random.Random()
+    rng = random.Random()  # noqa: S311 (backoff jitter, not security)
 
     def batch(events: Sequence[SourceEvent]) -> NormalizeReport:
+        record_events(rt.store, events, now=rt.clock.now())
         return normalize(
             events,
             instances=rt.enabled_instance,

@@ -24,8 +24,11 @@ def poll_connector(self: Any, instance_id: str) -> int:
     rt = state.runtime()
     bound = rt.enabled_instance(instance_id)
     if bound is None or not bound.polls:
-        logger.warning("not polling %s: no enabled polling instance by that id", instance_id,
-                       extra={"instance": instance_id})
+        logger.warning(
+            "not polling %s: no enabled polling instance by that id",
+            instance_id,
+            extra={"instance": instance_id},
+        )
         return 0
     now = rt.clock.now()
     try:
@@ -35,21 +38,31 @@ def poll_connector(self: Any, instance_id: str) -> int:
         raise self.retry(countdown=min(max(exc.retry_after, 1.0), MAX_COUNTDOWN)) from None
     except TransientError as exc:
         if self.request.retries >= MAX_TRANSIENT_RETRIES:
-            logger.error("poll of %s still failing, next scheduled poll will try again: %s",
-                         instance_id, exc, extra={"instance": instance_id})
+            logger.error(
+                "poll of %s still failing, next scheduled poll will try again: %s",
+                instance_id,
+                exc,
+                extra={"instance": instance_id},
+            )
             return 0
-        countdown = full_jitter(self.request.retries + 1, base=5.0, cap=MAX_COUNTDOWN,
-                                rng=random.Random())
+        rng = random.Random()  # noqa: S311 (jitter, not security)
+        countdown = full_jitter(self.request.retries + 1, base=5.0, cap=MAX_COUNTDOWN, rng=rng)
         raise self.retry(countdown=countdown) from None
     except ConfigError as exc:
-        health.record_error(rt.store, instance_id, at=now, error=f"ConfigError: {exc}",
-                            unhealthy=True)
-        logger.error("connector %s needs attention (credentials or settings): %s", instance_id,
-                     exc, extra={"instance": instance_id})
+        health.record_error(
+            rt.store, instance_id, at=now, error=f"ConfigError: {exc}", unhealthy=True
+        )
+        logger.error(
+            "connector %s needs attention (credentials or settings): %s",
+            instance_id,
+            exc,
+            extra={"instance": instance_id},
+        )
         return 0
     except PermanentError as exc:
-        logger.error("poll of %s failed permanently: %s", instance_id, exc,
-                     extra={"instance": instance_id})
+        logger.error(
+            "poll of %s failed permanently: %s", instance_id, exc, extra={"instance": instance_id}
+        )
         return 0
     rt.metrics.record_poll(report, now=now)
     if report.has_more:
@@ -67,7 +80,12 @@ def maintain() -> None:
         try:
             bound.connector.maintain()
         except Exception as exc:  # one connector's upkeep must not stop the others'
-            health.record_error(rt.store, instance_id, at=rt.clock.now(),
-                                error=f"maintenance: {type(exc).__name__}: {exc}")
-            logger.exception("maintenance of %s failed", instance_id,
-                             extra={"instance": instance_id})
+            health.record_error(
+                rt.store,
+                instance_id,
+                at=rt.clock.now(),
+                error=f"maintenance: {type(exc).__name__}: {exc}",
+            )
+            logger.exception(
+                "maintenance of %s failed", instance_id, extra={"instance": instance_id}
+            )
