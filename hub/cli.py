@@ -33,6 +33,7 @@ from hub.commands import CliState
 from hub.commands.backfill_cmd import backfill_cmd
 from hub.commands.config_cmd import config_group
 from hub.commands.connectors_cmd import connectors_group
+from hub.commands.demo_cmd import demo_cmd
 from hub.commands.dlq_cmd import dlq_group
 from hub.commands.scaffold_cmd import new_cmd
 from hub.commands.status_cmd import status_cmd
@@ -131,6 +132,7 @@ connectors_group.add_command(new_cmd)
 main.add_command(dlq_group)
 main.add_command(status_cmd)
 main.add_command(backfill_cmd)
+main.add_command(demo_cmd)
 
 
 if __name__ == "__main__":  # `python -m hub.cli`, as `lxhub up` starts its children
