@@ -209,6 +209,7 @@ class TestToy("""
 
 
 def test_parse_with_http_call_is_reported(pytester: pytest.Pytester) -> None:
+    source = GOOD.replace("{extra}", "check_entry_point = False")
     source = source.replace("class TestToy(", CHATTY).replace(
         "connector = ToyConnector",
         "connector = Chatty\n    skip = {'plugin': 'a subclass made for this test'}",
