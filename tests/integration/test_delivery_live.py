@@ -79,8 +79,9 @@ def test_n_events_become_exactly_n_statements_even_when_sent_twice(
     assert send_events(hub, range(n), tag=tag) == [202] * n
     wait_until(
         lambda: len(ours(learning_locker, tag)) == n,
-        timeout=60,
+        timeout=120,
         what=f"{n} statements in Learning Locker",
+        hub=hub,
     )
     assert send_events(hub, range(n), tag=tag) == [202] * n  # the same deliveries again
     time.sleep(3)
@@ -104,13 +105,14 @@ def test_lrs_503_for_a_while_then_recovers_all_delivered_none_twice(
             write_hub(tmp_path, backend=backend, lrs=[lrs_entry("ll", proxy.url + "/xAPI/")]),
         )
         send_events(hub, range(20), tag=tag)
-        wait_until(lambda: proxy.statuses().count(503) >= 3, timeout=60, what="three 503s")
+        wait_until(lambda: proxy.statuses().count(503) >= 3, timeout=120, what="three 503s", hub=hub)
         assert ours(learning_locker, tag) == []
         proxy.set(Plan())
         wait_until(
             lambda: len(ours(learning_locker, tag)) == 20,
-            timeout=60,
+            timeout=120,
             what="delivery after recovery",
+            hub=hub,
         )
         assert 409 not in proxy.statuses()
         assert dead_letters(hub) == []
@@ -126,7 +128,9 @@ def test_429_retry_after_is_honoured(
             write_hub(tmp_path, backend="redis", lrs=[lrs_entry("ll", proxy.url + "/xAPI/")]),
         )
         send_events(hub, range(5), tag=tag)
-        wait_until(lambda: len(ours(learning_locker, tag)) == 5, timeout=60, what="delivery")
+        wait_until(
+            lambda: len(ours(learning_locker, tag)) == 5, timeout=120, what="delivery", hub=hub
+        )
         posts = [(t, status) for t, method, path, status in proxy.log if method == "POST"]
         assert posts[0][1] == 429
         assert posts[1][0] - posts[0][0] >= 3.9  # waited as told, not sooner
@@ -162,7 +166,9 @@ def test_batch_with_one_invalid_statement_others_stored_bad_one_dead_lettered(
     rt.store.outbox_append("ll", items, now=now)
     rt.close()
     start(running, hub)
-    wait_until(lambda: len(ours(learning_locker, tag)) == 6, timeout=60, what="the good six")
+    wait_until(
+        lambda: len(ours(learning_locker, tag)) == 6, timeout=120, what="the good six", hub=hub
+    )
     letters = dead_letters(hub)
     assert [d["statement_id"] for d in letters] == [bad["id"]]
     assert letters[0]["reason"] == "lrs_rejected"
@@ -188,7 +194,7 @@ def test_conflicting_statement_only_it_is_dead_lettered_with_both_versions(
         write_hub(tmp_path, backend=backend, lrs=[lrs_entry("ll", learning_locker.endpoint)]),
     )
     send_events(hub, [0], tag=tag)
-    wait_until(lambda: len(ours(learning_locker, tag)) == 1, timeout=60, what="the first")
+    wait_until(lambda: len(ours(learning_locker, tag)) == 1, timeout=120, what="the first", hub=hub)
     # Someone else stores a DIFFERENT statement under the id event 1 will get (derived exactly as
     # the hub derives it: the preset's natural key, positional names k1, k2).
     from hub.xapi.ids import natural_key, statement_id, statement_namespace
@@ -210,7 +216,7 @@ def test_conflicting_statement_only_it_is_dead_lettered_with_both_versions(
     )
     assert r.status_code == 200
     send_events(hub, range(1, 8), tag=tag)
-    wait_until(lambda: len(ours(learning_locker, tag)) == 8, timeout=60, what="the others")
+    wait_until(lambda: len(ours(learning_locker, tag)) == 8, timeout=120, what="the others", hub=hub)
     letters = dead_letters(hub)
     assert [d["statement_id"] for d in letters] == [sid], letters
     assert letters[0]["reason"] == "conflict"
@@ -230,14 +236,14 @@ def test_worker_killed_mid_delivery_everything_delivered_exactly_once(
             write_hub(tmp_path, backend=backend, lrs=[lrs_entry("ll", proxy.url + "/xAPI/")]),
         )
         send_events(hub, range(10), tag=tag)
-        wait_until(lambda: proxy.inflight > 0, timeout=30, what="a delivery in flight")
+        wait_until(lambda: proxy.inflight > 0, timeout=30, what="a delivery in flight", hub=hub)
         hub.kill("worker")  # SIGKILL the whole worker process group mid-request
         time.sleep(4.5)  # the proxy forwards the request it already had: the LRS may store it
         proxy.set(Plan())
         hub.start("worker", "-c", "2")
         wait_until(
             lambda: len(ours(learning_locker, tag)) == 10,
-            timeout=60,
+            timeout=120,
             what="delivery by the new worker after the lease expired",
             hub=hub,
         )
@@ -267,7 +273,7 @@ def test_401_pauses_the_lrs_nothing_lost_and_resumes_after_credentials_fixed(
         status = r.json()
         return bool(status["lrs"][0]["paused"])
 
-    wait_until(paused, timeout=60, what="the LRS paused")
+    wait_until(paused, timeout=120, what="the LRS paused", hub=hub)
     assert status["lrs"][0]["backlog"] + status["lrs"][0]["in_flight"] == 6
     assert dead_letters(hub) == []
     # The admin fixes the password and restarts the workers.
@@ -276,7 +282,9 @@ def test_401_pauses_the_lrs_nothing_lost_and_resumes_after_credentials_fixed(
     (hub.config_dir / "hub.yaml").write_text(yaml.safe_dump(cfg))
     hub.kill("worker", 15)
     hub.start("worker", "-c", "2")
-    wait_until(lambda: len(ours(ralph, tag)) == 6, timeout=90, what="delivery after the fix")
+    wait_until(
+        lambda: len(ours(ralph, tag)) == 6, timeout=150, what="delivery after the fix", hub=hub
+    )
 
 
 def test_two_lrs_one_down_the_other_receives_everything_on_time(
@@ -301,8 +309,11 @@ def test_two_lrs_one_down_the_other_receives_everything_on_time(
             lambda: len(ours(learning_locker, tag)) == 20,
             timeout=30,
             what="Learning Locker served while Ralph is down",
+            hub=hub,
         )
         assert time.monotonic() - started < 15
         assert ours(ralph, tag) == []
         proxy.set(Plan())
-        wait_until(lambda: len(ours(ralph, tag)) == 20, timeout=90, what="Ralph catching up")
+        wait_until(
+            lambda: len(ours(ralph, tag)) == 20, timeout=150, what="Ralph catching up", hub=hub
+        )
