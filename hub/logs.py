@@ -75,3 +75,6 @@ def setup_logging(*, level: str = "INFO", fmt: str = "json") -> None:
     # httpx logs every request URL at INFO; URLs may carry tokens (query secrets).
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # Celery logs every task received/succeeded at INFO: thousands of lines a second under load.
+    logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
+    logging.getLogger("celery.worker.strategy").setLevel(logging.WARNING)

@@ -136,7 +136,7 @@ def beat_cmd(state: CliState) -> None:
 
 @click.command("up")
 @click.option(
-    "--concurrency", "-c", type=int, default=3, show_default=True, help="Worker processes."
+    "--concurrency", "-c", type=int, default=2, show_default=True, help="Worker processes."
 )
 @click.pass_obj
 def up_cmd(state: CliState, concurrency: int) -> None:
@@ -154,7 +154,13 @@ def up_cmd(state: CliState, concurrency: int) -> None:
     # Our own interpreter and module with fixed arguments: nothing user-controlled is executed.
     children = {
         "web": subprocess.Popen([*base, "serve"], env=env),  # noqa: S603
-        "worker": subprocess.Popen([*base, "worker", "-c", str(concurrency)], env=env),  # noqa: S603
+        # Deliveries get their own threads so normalizing a burst never holds back the LRSs.
+        "worker": subprocess.Popen(  # noqa: S603
+            [*base, "worker", "-Q", "poll,ingest", "-c", str(concurrency)], env=env
+        ),
+        "deliverer": subprocess.Popen(  # noqa: S603
+            [*base, "worker", "-Q", "deliver", "--pool", "threads", "-c", "4"], env=env
+        ),
         "beat": subprocess.Popen([*base, "beat"], env=env),  # noqa: S603
     }
     click.echo(

@@ -8,6 +8,7 @@ suppressed kick would have started.
 from __future__ import annotations
 
 import logging
+import time
 
 from hub.store.base import Store
 
@@ -15,9 +16,18 @@ logger = logging.getLogger(__name__)
 
 THROTTLE = 0.2
 
+# The same throttle in process first: a busy receiver answers hundreds of webhooks a second, and
+# asking the store each time would add a round trip to every one of them.
+_last_local: dict[str, float] = {}
+
 
 def kick(store: Store, task: str, args: tuple[str, ...] = ()) -> None:
     from workers.app import app
 
-    if store.mark_seen("kick", f"{task}:{','.join(args)}", ttl_seconds=THROTTLE):
+    target = f"{task}:{','.join(args)}"
+    now = time.monotonic()
+    if now - _last_local.get(target, -THROTTLE) < THROTTLE:
+        return
+    _last_local[target] = now
+    if store.mark_seen("kick", target, ttl_seconds=THROTTLE):
         app.send_task(task, args=args)

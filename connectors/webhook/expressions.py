@@ -103,6 +103,14 @@ class Scope:
     received_at: datetime
     root: Any = None
     inferred_now: bool = field(default=False)
+    # Built once per scope (one item), not once per expression: constructing the function
+    # table and options for each of the ~13 expressions of a template was a measured hot spot.
+    _options: Any = field(default=None, repr=False, compare=False)
+
+    def jmespath_options(self) -> Any:
+        if self._options is None:
+            self._options = jmespath.Options(custom_functions=_HubFunctions(self))
+        return self._options
 
     def var(self, name: str) -> str:
         return {
@@ -495,9 +503,8 @@ class Expression:
 
     def search(self, data: Any, scope: Scope) -> Any:
         """Evaluate over ``data``; `ExpressionError` for any evaluation failure."""
-        options = jmespath.Options(custom_functions=_HubFunctions(scope))
         try:
-            return self._parsed.search(data, options=options)
+            return self._parsed.search(data, options=scope.jmespath_options())
         except ExpressionError:
             raise
         except jmespath.exceptions.JMESPathError as exc:

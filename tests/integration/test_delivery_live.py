@@ -105,7 +105,9 @@ def test_lrs_503_for_a_while_then_recovers_all_delivered_none_twice(
             write_hub(tmp_path, backend=backend, lrs=[lrs_entry("ll", proxy.url + "/xAPI/")]),
         )
         send_events(hub, range(20), tag=tag)
-        wait_until(lambda: proxy.statuses().count(503) >= 3, timeout=120, what="three 503s", hub=hub)
+        wait_until(
+            lambda: proxy.statuses().count(503) >= 3, timeout=120, what="three 503s", hub=hub
+        )
         assert ours(learning_locker, tag) == []
         proxy.set(Plan())
         wait_until(
@@ -216,7 +218,9 @@ def test_conflicting_statement_only_it_is_dead_lettered_with_both_versions(
     )
     assert r.status_code == 200
     send_events(hub, range(1, 8), tag=tag)
-    wait_until(lambda: len(ours(learning_locker, tag)) == 8, timeout=120, what="the others", hub=hub)
+    wait_until(
+        lambda: len(ours(learning_locker, tag)) == 8, timeout=120, what="the others", hub=hub
+    )
     letters = dead_letters(hub)
     assert [d["statement_id"] for d in letters] == [sid], letters
     assert letters[0]["reason"] == "conflict"

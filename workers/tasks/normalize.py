@@ -17,7 +17,7 @@ from workers.kicks import kick
 
 logger = logging.getLogger(__name__)
 
-DRAIN_SECONDS = 5.0
+DRAIN_SECONDS = 2.0
 """Keep draining this long per task; then hand over so other queues' work gets a turn."""
 
 
