@@ -70,6 +70,13 @@ def deliver_statements(lrs: str) -> int:
         rt.store.release_lock(lock, owner=owner)
     if report.more_waiting:
         kick(rt.store, "hub.deliver_statements", (lrs,))
+    elif report.next_check_in is not None:
+        # A partial batch waiting for max_batch_wait, a backoff or a paused LRS: come back when
+        # it is due (one follow-up per LRS at a time). The scheduler's flush is only the safety
+        # net, so delivery does not depend on the scheduler being up.
+        wait = min(max(report.next_check_in, 0.05), MAX_COUNTDOWN)
+        if rt.store.mark_seen("deliver-followup", lrs, ttl_seconds=wait):
+            deliver_statements.apply_async((lrs,), countdown=wait)
     return delivered
 
 
