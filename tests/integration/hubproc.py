@@ -103,7 +103,11 @@ class Hub:
     def kill(self, role: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs.pop(role)
         os.killpg(proc.pid, sig)
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a warm shutdown that hangs is ended like `docker stop`
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
 
     def stop(self) -> None:
         for role in list(self.procs):
