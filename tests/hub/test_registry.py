@@ -306,3 +306,18 @@ def test_third_party_distribution_is_discovered(tmp_path: Path) -> None:
     assert describe.returncode == 0, describe.stderr
     assert "sample-coach: SampleCoachConnector from lxhub-connector-sample 0.1.0" in describe.stdout
     assert "[secret" in describe.stdout
+
+    # The plugin's own tests, the conformance kit among them, pass against the installed plugin,
+    # exactly as its author runs them (the kit comes in through lxhub's pytest11 entry point).
+    own_tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+        cwd=source,
+    )
+    assert own_tests.returncode == 0, own_tests.stdout[-3000:] + own_tests.stderr[-2000:]
+    assert " passed" in own_tests.stdout
+    assert "failed" not in own_tests.stdout
