@@ -7,6 +7,7 @@ apart) and flush them before and after, so nothing of another run leaks in.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -101,8 +102,14 @@ class Hub:
             return False
 
     def kill(self, role: str, sig: int = signal.SIGKILL) -> None:
+        """SIGKILL: the whole process group dies at once (a crashed container). Any other signal
+        goes to the main process only, as `docker stop` does: signalling a prefork pool's
+        children too would kill them mid-operation and hang the parent's shutdown."""
         proc = self.procs.pop(role)
-        os.killpg(proc.pid, sig)
+        if sig == signal.SIGKILL:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:  # a warm shutdown that hangs is ended like `docker stop`
@@ -113,12 +120,15 @@ class Hub:
         for role in list(self.procs):
             proc = self.procs.pop(role)
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+                proc.send_signal(signal.SIGTERM)  # main process only, like `docker stop`
                 try:
                     proc.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
+            # Nothing of this hub may outlive the test and steal the next test's work.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
     def tail(self, role: str, lines: int = 40) -> str:
         path = self.logs.get(role)

@@ -57,14 +57,19 @@ def test_metrics_after_a_small_pipeline_run(hub: Hub) -> None:
     assert send_events(hub, range(GOOD), tag="metrics") == [202] * GOOD
     # One forged request (rejected) and one signed event the mapping cannot read (dead letter).
     body = json.dumps(session_event(99, "forged")).encode()
-    forged = httpx.post(f"{hub.url}/webhooks/acme-coach", content=body,
-                        headers=signed(body, secret="not-the-secret"), timeout=10)
+    forged = httpx.post(
+        f"{hub.url}/webhooks/acme-coach",
+        content=body,
+        headers=signed(body, secret="not-the-secret"),
+        timeout=10,
+    )
     assert forged.status_code == 401
     broken = session_event(98, "broken")
     broken["data"]["session"]["ended_at"] = "not a date"
     body = json.dumps(broken).encode()
-    accepted = httpx.post(f"{hub.url}/webhooks/acme-coach", content=body,
-                          headers=signed(body), timeout=10)
+    accepted = httpx.post(
+        f"{hub.url}/webhooks/acme-coach", content=body, headers=signed(body), timeout=10
+    )
     assert accepted.status_code == 202
 
     def delivered() -> bool:
@@ -72,40 +77,61 @@ def test_metrics_after_a_small_pipeline_run(hub: Hub) -> None:
         return (value(samples, "lxhub_statements_delivered_total", lrs="local") or 0) >= GOOD
 
     wait_until(delivered, timeout=60, what=f"{GOOD} statements delivered to the local LRS")
-    wait_until(lambda: (value(scrape(hub)[1], "lxhub_dead_letters", lrs="") or 0) >= 1,
-               timeout=30, what="the unreadable event in the dead letters")
+    wait_until(
+        lambda: (value(scrape(hub)[1], "lxhub_dead_letters", lrs="") or 0) >= 1,
+        timeout=30,
+        what="the unreadable event in the dead letters",
+    )
     families, samples = scrape(hub)
 
     # Every family of issue 7 item 2 is listed.
     expected = {
-        "lxhub_events_received", "lxhub_events_rejected", "lxhub_webhook_requests",
-        "lxhub_events_duplicate", "lxhub_events_polled", "lxhub_events_unmapped",
-        "lxhub_statements_produced", "lxhub_statements_delivered",
+        "lxhub_events_received",
+        "lxhub_events_rejected",
+        "lxhub_webhook_requests",
+        "lxhub_events_duplicate",
+        "lxhub_events_polled",
+        "lxhub_events_unmapped",
+        "lxhub_statements_produced",
+        "lxhub_statements_delivered",
         "lxhub_statements_dead_lettered",
-        "lxhub_outbox_depth", "lxhub_outbox_in_flight", "lxhub_outbox_oldest_age_seconds",
-        "lxhub_inbox_depth", "lxhub_dead_letters", "lxhub_lrs_circuit_open",
-        "lxhub_delivery_round_seconds", "lxhub_receipt_to_stored_seconds",
-        "lxhub_poll_seconds", "lxhub_cursor_age_seconds",
+        "lxhub_outbox_depth",
+        "lxhub_outbox_in_flight",
+        "lxhub_outbox_oldest_age_seconds",
+        "lxhub_inbox_depth",
+        "lxhub_dead_letters",
+        "lxhub_lrs_circuit_open",
+        "lxhub_delivery_round_seconds",
+        "lxhub_receipt_to_stored_seconds",
+        "lxhub_poll_seconds",
+        "lxhub_cursor_age_seconds",
     }
     assert expected <= families, f"missing: {sorted(expected - families)}"
 
     # Receiver (this process's own counts).
     assert value(samples, "lxhub_events_received_total", connector="acme-coach") == GOOD + 1
-    assert value(samples, "lxhub_events_rejected_total", connector="acme-coach",
-                 reason="invalid_signature") == 1
+    assert (
+        value(
+            samples,
+            "lxhub_events_rejected_total",
+            connector="acme-coach",
+            reason="invalid_signature",
+        )
+        == 1
+    )
     assert value(samples, "lxhub_webhook_requests_total", connector="acme-coach") == GOOD + 2
 
     # Workers (other processes, merged through the multiprocess directory).
     assert value(samples, "lxhub_statements_produced_total", lrs="local") == GOOD
     assert value(samples, "lxhub_statements_delivered_total", lrs="local") == GOOD
-    dead = [v for (name, labels), v in samples.items()
-            if name == "lxhub_statements_dead_lettered_total"]
+    dead = [
+        v for (name, labels), v in samples.items() if name == "lxhub_statements_dead_lettered_total"
+    ]
     assert sum(dead) == 1
     assert value(samples, "lxhub_receipt_to_stored_seconds_count", lrs="local") == GOOD
     stored_sum = value(samples, "lxhub_receipt_to_stored_seconds_sum", lrs="local") or 0.0
     assert 0 < stored_sum < GOOD * 60  # each took well under a minute here
-    assert value(samples, "lxhub_receipt_to_stored_seconds_bucket", lrs="local",
-                 le="+Inf") == GOOD
+    assert value(samples, "lxhub_receipt_to_stored_seconds_bucket", lrs="local", le="+Inf") == GOOD
     rounds = value(samples, "lxhub_delivery_round_seconds_count", lrs="local") or 0
     assert 1 <= rounds <= GOOD
 

@@ -16,13 +16,17 @@ Two runs:
   route yet), and the hub's answer carries ``Access-Control-Allow-Origin``.
 
 Both end with a beacon (token in the body). The test then maps what the hub enqueued and checks
-the Video Profile statement sequence, validates each statement and delivers them to a mocked LRS.
+the Video Profile statement sequence and validates each statement. The canonical bytes go into the
+same store's outbox and the hub's delivery (`hub.delivery.deliver_once` with the real `LrsClient`)
+sends them to the real Learning Locker (the session's `learning_locker` fixture); the statements
+are read back from it, each once, and a second delivery of the same bytes leaves them once.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -33,10 +37,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -46,22 +51,18 @@ from connectors.youtube.settings import YouTubeSettings
 from connectors.youtube.token import issue_learner_token
 from hub.clock import SystemClock
 from hub.connector import ConnectorRuntime
+from hub.delivery import deliver_once
 from hub.events import SourceEvent, WebhookRequest
+from hub.lrs import LrsClient, LrsTarget
 from hub.mapping import Unmapped
 from hub.queue import ListEnqueuer
 from hub.runtime import StoreState
-from hub.testing import (
-    BASE_IRI,
-    MockLrs,
-    StaticActorResolver,
-    context_factory,
-    deliver_statements,
-    strict_router,
-    temp_sqlite_store,
-)
+from hub.store.base import DeadLetterFilter, OutboxItem, Store
+from hub.testing import BASE_IRI, StaticActorResolver, context_factory, temp_sqlite_store
+from hub.testing.lrs_servers import LrsServer, get_statement, read_statements
 from hub.web import create_app, make_server
 from hub.webhooks import Receiver, ReceiverInstance
-from hub.xapi import Statement, validate_statement
+from hub.xapi import Statement, canonical_bytes, validate_statement
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -73,6 +74,8 @@ INSTANCE = "yt-browser"
 SECRET = "browser-test-learner-token-secret-0123456789"
 VIDEO = "https://w3id.org/xapi/video/extensions/"
 TIMEOUT = 60.0
+LRS = "ll"
+XAPI_VERSION: Final = "1.0.3"
 
 
 @dataclass
@@ -110,6 +113,7 @@ class Hub:
     enqueuer: ListEnqueuer
     connector: RecordingYouTube
     recorded: Recorded
+    store: Store
 
 
 def _free_socket() -> socket.socket:
@@ -195,7 +199,7 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
     try:
-        yield Hub(f"http://127.0.0.1:{port}", port, enqueuer, connector, recorded)
+        yield Hub(f"http://127.0.0.1:{port}", port, enqueuer, connector, recorded, store)
     finally:
         server.should_exit = True
         thread.join(10)
@@ -330,14 +334,80 @@ def _check_statements(statements: list[Statement]) -> None:
         assert not issues, f"{statement.verb.id}: {issues}"
 
 
-def _deliver(statements: list[Statement]) -> MockLrs:
-    lrs = MockLrs()
-    router = strict_router()
-    lrs.install(router)
-    with httpx.Client(transport=router.transport()) as http:
-        delivery = deliver_statements(statements, http=http, endpoint=lrs.endpoint)
-    assert delivery.status == 200
-    return lrs
+def _deliver(hub: Hub, lrs: LrsServer, statements: list[Statement]) -> int:
+    """Put the canonical bytes in the store's outbox for `lrs`, drain it with the hub's delivery.
+
+    Returns how many statements the delivery rounds reported stored.
+    """
+    now = datetime.now(UTC)
+    items = [
+        OutboxItem(
+            statement_id=str(s.id),
+            body=canonical_bytes(s, version=XAPI_VERSION),
+            instance_id=INSTANCE,
+            verb=s.verb.id,
+            enqueued_at=now,
+        )
+        for s in statements
+    ]
+    hub.store.outbox_append(LRS, items, now=now)
+    target = LrsTarget(
+        name=LRS, endpoint=lrs.endpoint, username=lrs.username,
+        password=SecretStr(lrs.password), xapi_version=XAPI_VERSION, timeout=30,
+    )  # fmt: skip
+    stored = 0
+    with httpx.Client(trust_env=False) as http:
+        client = LrsClient(target, http=http)
+        for _ in range(10):
+            report = deliver_once(
+                store=hub.store, lrs_name=LRS, client=client, clock=SystemClock(),
+                batch_size=50, max_batch_wait=0, lease_seconds=30, retry_horizon=60,
+                rng=random.Random(0),
+            )  # fmt: skip
+            assert report.last_error is None, report
+            assert report.dead_lettered == 0, report
+            assert report.retried == 0, report
+            stored += report.stored
+            if not report.more_waiting:
+                break
+    stats = hub.store.outbox_stats(LRS, now=datetime.now(UTC))
+    assert (stats.ready, stats.leased) == (0, 0), stats
+    assert hub.store.dlq_list(DeadLetterFilter()) == []
+    return stored
+
+
+def _in_lrs(lrs: LrsServer, session_id: str) -> list[dict[str, Any]]:
+    """The statements of one player session in the (shared) LRS, by its session-id extension."""
+    key = VIDEO + "session-id"
+    return [
+        s
+        for s in read_statements(lrs, version=XAPI_VERSION)
+        if (s.get("context") or {}).get("extensions", {}).get(key) == session_id
+    ]
+
+
+def _plain(value: Any) -> Any:
+    """`value` without `objectType` keys: an LRS may add the default (xAPI §2.4.2) when storing."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if k != "objectType"}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _check_in_lrs(lrs: LrsServer, statements: list[Statement]) -> None:
+    ours = [json.loads(canonical_bytes(s, version=XAPI_VERSION)) for s in statements]
+    held = _in_lrs(lrs, str(statements[0].id))
+    assert sorted(h["id"] for h in held) == sorted(o["id"] for o in ours), held  # each once
+    for mine in ours:
+        got = get_statement(lrs, mine["id"], version=XAPI_VERSION)
+        assert got is not None, mine["id"]
+        for key in ("actor", "verb", "object", "result", "timestamp"):
+            if key == "timestamp":  # the LRS may normalise the notation, not the instant
+                assert datetime.fromisoformat(got[key]) == datetime.fromisoformat(mine[key])
+            else:
+                assert _plain(got.get(key)) == _plain(mine.get(key)), (key, got, mine)
+        assert got["context"]["extensions"] == mine["context"]["extensions"]
 
 
 @pytest.mark.parametrize(
@@ -345,7 +415,12 @@ def _deliver(statements: list[Statement]) -> MockLrs:
     [("same-origin", "127.0.0.1", True), ("cross-origin", "localhost", False)],
 )
 def test_tracker_in_chromium_reaches_the_lrs(
-    hub: Hub, tmp_path: Path, run: str, origin_host: str, header_auth: bool
+    hub: Hub,
+    learning_locker: LrsServer,
+    tmp_path: Path,
+    run: str,
+    origin_host: str,
+    header_auth: bool,
 ) -> None:
     session, flushed = _run(hub, run, f"http://{origin_host}:{hub.port}", tmp_path)
     assert flushed["status"] == 200, flushed
@@ -370,6 +445,8 @@ def test_tracker_in_chromium_reaches_the_lrs(
 
     statements = _map(hub, events)
     _check_statements(statements)
-    lrs = _deliver(statements)
-    assert lrs.stored == len(statements)
-    assert sorted(lrs.statements) == sorted(str(s.id) for s in statements)
+    assert _deliver(hub, learning_locker, statements) == len(statements)
+    _check_in_lrs(learning_locker, statements)
+    # Delivered again (a redelivery after a lost acknowledgement): still each once in the LRS.
+    assert _deliver(hub, learning_locker, statements) == len(statements)
+    _check_in_lrs(learning_locker, statements)
