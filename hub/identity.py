@@ -87,6 +87,13 @@ class IdentityEntry:
     name: str | None = None
 
 
+def _map_key(source: str, user_id: str) -> tuple[str, str]:
+    """Identity-map keys match case-insensitively: sources send the same GUID in either case
+    (Cornerstone's upper-case `targetUserGuid` vs the lower case the connector keys on), and no
+    source the hub knows distinguishes user ids by case alone."""
+    return source.strip().lower(), user_id.strip().lower()
+
+
 class IdentityMapError(ConfigError):
     """The identity map file has problems; `problems` holds (where, message) pairs."""
 
@@ -106,10 +113,10 @@ class IdentityMap:
     def __init__(self, entries: Iterable[IdentityEntry] = ()) -> None:
         self._by_key: dict[tuple[str, str], IdentityEntry] = {}
         for e in entries:
-            self._by_key[(e.source, e.user_id)] = e
+            self._by_key[_map_key(e.source, e.user_id)] = e
 
     def get(self, source: str, user_id: str) -> IdentityEntry | None:
-        return self._by_key.get((source, user_id))
+        return self._by_key.get(_map_key(source, user_id))
 
     def __len__(self) -> int:
         return len(self._by_key)
@@ -135,7 +142,7 @@ class IdentityMap:
             entry = _entry(row, where, problems)
             if entry is None:
                 continue
-            key = (entry.source, entry.user_id)
+            key = _map_key(entry.source, entry.user_id)
             if key in seen:
                 problems.append(
                     (

@@ -270,3 +270,16 @@ def test_map_file_problems(
     with pytest.raises(IdentityMapError) as exc:
         IdentityMap.load(path)
     assert (where, message) in exc.value.problems
+
+
+def test_identity_map_matches_user_ids_case_insensitively(tmp_path: Path) -> None:
+    """Cornerstone sends GUIDs upper-case; admins copy them either way."""
+    path = tmp_path / "map.csv"
+    path.write_text(
+        "source,user_id,email,name\ncsod,0A1B2C3D-AAAA-4BBB-8CCC-DDDDEEEEFFFF,x@example.com,X\n"
+    )
+    mapping = IdentityMap.load(path)
+    entry = mapping.get("csod", "0a1b2c3d-aaaa-4bbb-8ccc-ddddeeeeffff")
+    assert entry is not None
+    assert entry.email == "x@example.com"
+    assert mapping.get("csod", "0a1b2c3d-aaaa-4bbb-8ccc-000000000000") is None
