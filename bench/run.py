@@ -489,6 +489,7 @@ class HubOptions:
     log_level: str = "INFO"
     batch_size: int = 100
     max_batch_wait: float = 2.0
+    split_delivery: bool = True
 
 
 class Hub:
@@ -1150,8 +1151,10 @@ def report(results: dict[str, Any], command: str) -> str:
         f"- command: `{command}`",
         f"- machine: {m['nproc']} CPUs, {m['cpu']}, {m['ram']} RAM, Linux {m['kernel']}; "
         f"Python {m['python']}, Redis {m['redis']}, Node {m['node']}; commit {m['commit']}",
-        f"- hub: `{results['launcher']} serve | worker -c {results['options']['concurrency']} | "
-        f"beat`, Redis broker DB {BROKER_DB} + store DB {STORE_DB}, log level "
+        f"- hub: `{results['launcher']} serve | worker -c {results['options']['concurrency']}"
+        + (" -Q poll,ingest | worker -Q deliver --pool threads -c 4"
+           if results["options"].get("split_delivery") else "")
+        + " | beat`, Redis broker DB {BROKER_DB} + store DB {STORE_DB}, log level "
         f"{results['options']['log_level']}, LRS batch_size {results['options']['batch_size']}, "
         f"max_batch_wait {results['options']['max_batch_wait']} s",
         f"- load generator: this driver ({results['client']} HTTP/1.1 client, "
@@ -1283,7 +1286,8 @@ def main() -> int:
         PROFILE_DIR.mkdir(parents=True)
     prof = QUICK if args.quick else FULL
     QUIET_WAIT = prof.quiet_wait
-    opts = HubOptions(concurrency=args.concurrency, log_level=args.log_level.upper())
+    opts = HubOptions(concurrency=args.concurrency, log_level=args.log_level.upper(),
+                      split_delivery=args.split_delivery)  # fmt: skip
     command = " ".join([".venv/bin/python", "bench/run.py", *sys.argv[1:]])
     started = time.monotonic()
     cli, cli_name = launcher()
