@@ -300,13 +300,18 @@ def _bkey(b: BrokenPlugin) -> str:
 
 
 def build_registry(
-    required: Iterable[str] = (), *, found: Sequence[FoundPlugin] | None = None
+    required: Iterable[str] = (),
+    *,
+    found: Sequence[FoundPlugin] | None = None,
+    only: Iterable[str] | None = None,
 ) -> Registry:
-    """Load and validate every installed plugin.
+    """Load and validate every installed plugin (or only those named in `only`).
 
     Args:
         required: names that enabled connector instances use; each must load, or this raises.
         found: the plugins to load (default: `find()`).
+        only: load just these names. Services pass the types their config names, so a worker
+            does not import (and keep in memory) every vendor SDK installed beside it.
 
     Raises:
         PluginLoadError: a required plugin is missing or broken (with installed / expected /
@@ -314,6 +319,9 @@ def build_registry(
     """
     plugins = find() if found is None else found
     required_set = set(required)
+    if only is not None:
+        wanted = set(only) | required_set
+        plugins = [fp for fp in plugins if fp.name in wanted]
     ok: list[LoadedConnector] = []
     broken: list[BrokenPlugin] = []
     for fp in plugins:

@@ -116,7 +116,8 @@ class HubRuntime:
         cls, config_dir: str | Path | None = None, *, env: Mapping[str, str] | None = None
     ) -> HubRuntime:
         directory = config_dir_from_env(config_dir)
-        registry = build_registry(required=_required_types(directory))
+        enabled, named = _instance_types(directory)
+        registry = build_registry(required=enabled, only=named)
         loaded = load_config(directory, registry=registry, env=env)
         return cls(loaded, registry=registry)
 
@@ -259,17 +260,21 @@ class HubRuntime:
             self._store.close()
 
 
-def _required_types(config_dir: Path) -> set[str]:
-    """Connector types named by enabled instance files, read without validation, so the
-    registry can insist those plugins load (the rest may be broken with only a warning)."""
+def _instance_types(config_dir: Path) -> tuple[set[str], set[str]]:
+    """(types of enabled instances, types of all instances), read without validation: the
+    registry insists the first load and loads only the second (`lxhub config check` and
+    `lxhub connectors list` still load every installed plugin)."""
     import yaml
 
     required: set[str] = set()
+    named: set[str] = set()
     for path in sorted((config_dir / "connectors").glob("*.y*ml")):
         try:
             doc = yaml.safe_load(path.read_text())
         except (OSError, yaml.YAMLError):
             continue  # load_config reports it with the file name
-        if isinstance(doc, dict) and doc.get("enabled") and isinstance(doc.get("type"), str):
-            required.add(doc["type"])
-    return required
+        if isinstance(doc, dict) and isinstance(doc.get("type"), str):
+            named.add(doc["type"])
+            if doc.get("enabled"):
+                required.add(doc["type"])
+    return required, named
