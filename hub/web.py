@@ -194,6 +194,7 @@ def make_server(
         access_log=access_log,  # off by default: query strings may carry tokens (query_token)
         log_config=None,  # the process configures logging, not uvicorn
         server_header=False,
+        ws="none",  # no websocket routes: don't import a websocket library at all
     )
     return uvicorn.Server(config)
 

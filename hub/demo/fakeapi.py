@@ -203,7 +203,12 @@ class FakeVendorApi:
             ]
         )
         config = uvicorn.Config(
-            app, lifespan="off", access_log=False, log_config=None, server_header=False
+            app,
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            server_header=False,
+            ws="none",
         )
         self._server = BackgroundServer(uvicorn.Server(config))
 

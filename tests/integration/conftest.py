@@ -30,13 +30,15 @@ def _serve(start: Callable[[], LrsServer], what: str) -> Iterator[LrsServer]:
         stop_server(server)
 
 
-@pytest.fixture(scope="session")
+# Module scope: each test module gets fresh servers (about 1 s and 5 s to start), so one
+# module's thousands of statements never slow the next module's reads and waits.
+@pytest.fixture(scope="module")
 def learning_locker() -> Iterator[LrsServer]:
     """Learning Locker's statement service, in memory; accepts any credentials."""
     yield from _serve(lambda: start_learning_locker(PROJECT_ROOT), "Learning Locker")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ralph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LrsServer]:
     """Ralph with the fs backend (APPEND fix) storing under a session temp dir; user hub."""
     data_dir = tmp_path_factory.mktemp("ralph-data")

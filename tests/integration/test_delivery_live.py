@@ -38,7 +38,7 @@ def lrs_entry(name: str, endpoint: str, **extra: Any) -> dict[str, Any]:
 
 
 def ours(server: LrsServer, tag: str) -> list[dict[str, Any]]:
-    """The statements of this test in the (shared) LRS, by the session ids it sent."""
+    """The statements of this test in the LRS (shared by this module), by the session ids."""
     return [s for s in read_statements(server) if f"/session/ses_{tag}_" in s["object"]["id"]]
 
 
