@@ -9,9 +9,12 @@ holds it. Deterministic statement ids make a replay of something already stored 
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 
@@ -37,43 +40,43 @@ def _when(value: str | None) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-def _filters(f: click.decorators.FC) -> click.decorators.FC:
-    for option in reversed(
-        [
-            click.option("--lrs", help="Only letters of this LRS."),
-            click.option(
-                "--connector", "instance", help="Only letters of this connector instance."
-            ),
-            click.option(
-                "--stage", type=click.Choice(["ingest", "normalize", "identity", "deliver"])
-            ),
-            click.option("--reason", help="Only this reason (e.g. lrs_rejected, conflict)."),
-            click.option("--since", help="Last failure at or after this date/time (UTC)."),
-            click.option("--until", help="Last failure before this date/time (UTC)."),
-        ]
-    ):
-        f = option(f)
-    return f
+def _filters(f: Callable[..., None]) -> Callable[..., None]:
+    """Add the filter options shared by list/replay/purge and hand the command one
+    `DeadLetterFilter` (`flt`) instead of six loose arguments."""
 
+    @functools.wraps(f)
+    def command(
+        *args: Any,
+        lrs: str | None,
+        instance: str | None,
+        stage: str | None,
+        reason: str | None,
+        since: str | None,
+        until: str | None,
+        **kwargs: Any,
+    ) -> None:
+        flt = DeadLetterFilter(
+            lrs=lrs,
+            instance_id=instance,
+            stage=stage,
+            reason=reason,
+            since=_when(since),
+            until=_when(until),
+        )
+        f(*args, flt=flt, **kwargs)
 
-def _flt(
-    lrs: str | None,
-    instance: str | None,
-    stage: str | None,
-    reason: str | None,
-    since: str | None,
-    until: str | None,
-    limit: int | None = None,
-) -> DeadLetterFilter:
-    return DeadLetterFilter(
-        lrs=lrs,
-        instance_id=instance,
-        stage=stage,
-        reason=reason,
-        since=_when(since),
-        until=_when(until),
-        limit=limit,
-    )
+    options = [
+        click.option("--lrs", help="Only letters of this LRS."),
+        click.option("--connector", "instance", help="Only letters of this connector instance."),
+        click.option("--stage", type=click.Choice(["ingest", "normalize", "identity", "deliver"])),
+        click.option("--reason", help="Only this reason (e.g. lrs_rejected, conflict)."),
+        click.option("--since", help="Last failure at or after this date/time (UTC)."),
+        click.option("--until", help="Last failure before this date/time (UTC)."),
+    ]
+    decorated: Callable[..., None] = command
+    for option in reversed(options):
+        decorated = option(decorated)
+    return decorated
 
 
 def _summary(letter: DeadLetter) -> dict[str, object]:
@@ -103,18 +106,13 @@ def dlq_group() -> None:
 @click.pass_obj
 def list_cmd(
     state: CliState,
-    lrs: str | None,
-    instance: str | None,
-    stage: str | None,
-    reason: str | None,
-    since: str | None,
-    until: str | None,
+    flt: DeadLetterFilter,
     limit: int,
     as_json: bool,
 ) -> None:
     """List dead letters, newest first."""
     rt = runtime_for(state)
-    letters = rt.store.dlq_list(_flt(lrs, instance, stage, reason, since, until, limit))
+    letters = rt.store.dlq_list(flt.model_copy(update={"limit": limit}))
     if as_json:
         click.echo(json.dumps([_summary(d) for d in letters], indent=2))
         return
@@ -203,12 +201,7 @@ def replay_one(rt: HubRuntime, letter: DeadLetter, *, now: datetime) -> str | No
 @click.pass_obj
 def replay_cmd(
     state: CliState,
-    lrs: str | None,
-    instance: str | None,
-    stage: str | None,
-    reason: str | None,
-    since: str | None,
-    until: str | None,
+    flt: DeadLetterFilter,
     ids: tuple[str, ...],
     yes: bool,
 ) -> None:
@@ -217,7 +210,7 @@ def replay_cmd(
     if ids:
         letters = [d for d in (rt.store.dlq_get(i) for i in ids) if d is not None]
     else:
-        letters = rt.store.dlq_list(_flt(lrs, instance, stage, reason, since, until))
+        letters = rt.store.dlq_list(flt)
     if not letters:
         click.echo("nothing to replay")
         return
@@ -253,17 +246,12 @@ def replay_cmd(
 @click.pass_obj
 def purge_cmd(
     state: CliState,
-    lrs: str | None,
-    instance: str | None,
-    stage: str | None,
-    reason: str | None,
-    since: str | None,
-    until: str | None,
+    flt: DeadLetterFilter,
     yes: bool,
 ) -> None:
     """Delete dead letters for good."""
     rt = runtime_for(state)
-    letters = rt.store.dlq_list(_flt(lrs, instance, stage, reason, since, until))
+    letters = rt.store.dlq_list(flt)
     if not letters:
         click.echo("nothing to purge")
         return
