@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
@@ -46,7 +46,7 @@ from hub.xapi.ids import activity_iri, extension_iri, natural_key, statement_id,
 from hub.xapi.vocab import VerbDef
 
 if TYPE_CHECKING:
-    from hub.connector import Person
+    from hub.connector import Connector, Person
 
 
 class EventPayload(BaseModel):
@@ -96,6 +96,31 @@ class MappingContext:
     actors: ActorResolver
     event: SourceEvent
     language: str = "en"
+
+    @classmethod
+    def for_connector(
+        cls,
+        connector: Connector[Any],
+        event: SourceEvent,
+        *,
+        base_iri: str,
+        actors: ActorResolver,
+        instance_id: str | None = None,
+    ) -> MappingContext:
+        """The context for one event of `connector`, from its declared facts (the pipeline, the
+        dry run and the conformance kit all build it here, so they cannot drift apart)."""
+        return cls(
+            base_iri=base_iri,
+            source=connector.source,
+            tenant=connector.tenant,
+            platform=connector.platform,
+            connector_type=connector.name,
+            connector_version=connector.version,
+            instance_id=instance_id if instance_id is not None else connector.instance_id,
+            home_page=connector.account_home_page,
+            actors=actors,
+            event=event,
+        )
 
     def agent(self, person: Person) -> Agent:
         """Resolve a person to an Agent; raises UnresolvedActor per the identity policy."""

@@ -78,18 +78,8 @@ class BoundInstance(Protocol):
 def mapping_context(
     bound: BoundInstance, event: SourceEvent, *, base_iri: str, actors: ActorResolver
 ) -> MappingContext:
-    conn = bound.connector
-    return MappingContext(
-        base_iri=base_iri,
-        source=conn.source,
-        tenant=conn.tenant,
-        platform=conn.platform,
-        connector_type=conn.name,
-        connector_version=conn.version,
-        instance_id=bound.instance_id,
-        home_page=conn.account_home_page,
-        actors=actors,
-        event=event,
+    return MappingContext.for_connector(
+        bound.connector, event, base_iri=base_iri, actors=actors, instance_id=bound.instance_id
     )
 
 

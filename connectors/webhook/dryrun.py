@@ -33,18 +33,7 @@ def mapping_context(
     connector: GenericWebhookConnector, event: Any, *, base_iri: str, actors: ActorResolver
 ) -> MappingContext:
     """The MappingContext the pipeline builds for this connector instance."""
-    return MappingContext(
-        base_iri=base_iri,
-        source=connector.source,
-        tenant=connector.tenant,
-        platform=connector.platform,
-        connector_type=connector.name,
-        connector_version=connector.version,
-        instance_id=connector.instance_id,
-        home_page=connector.account_home_page,
-        actors=actors,
-        event=event,
-    )
+    return MappingContext.for_connector(connector, event, base_iri=base_iri, actors=actors)
 
 
 def dry_run(

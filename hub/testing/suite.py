@@ -245,17 +245,8 @@ def context_factory(
     """A `MappingContext` per event with the connector's declared facts."""
 
     def make(event: SourceEvent) -> MappingContext:
-        return MappingContext(
-            base_iri=base_iri,
-            source=connector.source,
-            tenant=connector.tenant,
-            platform=connector.platform,
-            connector_type=connector.name,
-            connector_version=connector.version,
-            instance_id=instance_id,
-            home_page=connector.account_home_page,
-            actors=actors,
-            event=event,
+        return MappingContext.for_connector(
+            connector, event, base_iri=base_iri, actors=actors, instance_id=instance_id
         )
 
     return make
