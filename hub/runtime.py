@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -21,12 +21,13 @@ from pydantic import SecretStr
 from hub.clock import Clock, SystemClock
 from hub.config import HubConfig, InstanceConfig, LoadedConfig, LrsConfig, load_config
 from hub.connector import Capability, Connector, ConnectorRuntime
+from hub.events import SourceEvent
 from hub.identity import IdentityResolver
 from hub.inbox import StoreInbox
 from hub.local_lrs import LocalLrs, LocalLrsTransport
 from hub.lrs import LrsClient, LrsTarget
-from hub.metrics import Metrics
-from hub.pipeline import Destination
+from hub.metrics import Metrics, record_events
+from hub.pipeline import Destination, NormalizeReport, normalize
 from hub.registry import Registry, build_registry
 from hub.store import Store, open_store
 from hub.webhooks import ReceiverStats
@@ -186,6 +187,20 @@ class HubRuntime:
                 instance, plugin.cls(instance.settings, runtime=runtime)
             )
         return out
+
+    def normalize(self, events: Sequence[SourceEvent]) -> NormalizeReport:
+        """Normalize raw events with this hub's connectors, identity and routes (what the
+        `hub.normalize_events` task and the demo both run), counting them for the rates."""
+        record_events(self.store, events, now=self.clock.now())
+        return normalize(
+            events,
+            instances=self.enabled_instance,
+            destinations=self.destinations,
+            store=self.store,
+            clock=self.clock,
+            base_iri=self.config.base_iri,
+            actors=self.identity,
+        )
 
     def enabled_instance(self, instance_id: str) -> BoundConnector | None:
         bound = self.connectors.get(instance_id)

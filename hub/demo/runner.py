@@ -45,9 +45,8 @@ from hub.delivery import deliver_once
 from hub.demo.fakeapi import BackgroundServer, FakeCall, FakeVendorApi
 from hub.demo.journey import Step, StepContext, journey_steps
 from hub.errors import HubError
-from hub.events import SourceEvent
-from hub.metrics import record_delivered, record_events
-from hub.pipeline import NormalizeReport, drain_inbox, normalize
+from hub.metrics import record_delivered
+from hub.pipeline import drain_inbox
 from hub.registry import Registry
 from hub.runtime import HubRuntime
 from hub.store.base import DeadLetter, DeadLetterFilter
@@ -360,23 +359,11 @@ def _run_pipeline(runtime: HubRuntime) -> int:
     lrs = runtime.lrs_config(LRS_NAME)
     produced = 0
 
-    def batch(events: Sequence[SourceEvent]) -> NormalizeReport:
-        record_events(runtime.store, events, now=runtime.clock.now())
-        return normalize(
-            events,
-            instances=runtime.enabled_instance,
-            destinations=runtime.destinations,
-            store=runtime.store,
-            clock=runtime.clock,
-            base_iri=runtime.config.base_iri,
-            actors=runtime.identity,
-        )
-
     for _ in range(PIPELINE_ROUNDS):
         drained = drain_inbox(
             store=runtime.store,
             clock=runtime.clock,
-            normalize_batch=batch,
+            normalize_batch=runtime.normalize,
             # A lookup that fails transiently is retried at once: the fake answers or never will.
             backoff=lambda attempt: 0.0,
         )

@@ -5,12 +5,9 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Sequence
 
 from hub.backoff import full_jitter
-from hub.events import SourceEvent
-from hub.metrics import record_events
-from hub.pipeline import NormalizeReport, drain_inbox, normalize
+from hub.pipeline import drain_inbox
 from workers import state
 from workers.app import app
 from workers.kicks import kick
@@ -26,25 +23,13 @@ def normalize_events() -> int:
     rt = state.runtime()
     rng = random.Random()  # noqa: S311 (backoff jitter, not security)
 
-    def batch(events: Sequence[SourceEvent]) -> NormalizeReport:
-        record_events(rt.store, events, now=rt.clock.now())
-        return normalize(
-            events,
-            instances=rt.enabled_instance,
-            destinations=rt.destinations,
-            store=rt.store,
-            clock=rt.clock,
-            base_iri=rt.config.base_iri,
-            actors=rt.identity,
-        )
-
     started = time.monotonic()
     total = 0
     while True:
         report = drain_inbox(
             store=rt.store,
             clock=rt.clock,
-            normalize_batch=batch,
+            normalize_batch=rt.normalize,
             backoff=lambda attempt: full_jitter(attempt, base=2.0, cap=600.0, rng=rng),
         )
         total += report.leased
