@@ -443,8 +443,17 @@ class Arrivals:
     def count(self, tag: str) -> int:
         return len(self.seen.get(tag, {}))
 
-    def wait_for(self, tag: str, n: int, *, timeout: float, every: float = 0.5) -> bool:
+    def wait_for(self, tag: str, n: int, *, timeout: float, every: float = 0.5,
+                 drained: Callable[[], bool] | None = None) -> bool:  # fmt: skip
+        """Until `n` events of `tag` arrived. With `drained` (the hub's inbox and outbox are
+        empty), Learning Locker is read only once the hub says it is done: reading it while the
+        hub writes would take the LRS's single thread from the measured deliveries."""
         deadline = time.monotonic() + timeout
+        if drained is not None and self.lrs.kind != "null":
+            for _ in range(1_000_000):
+                if drained() or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
         for _ in range(100_000):
             self.poll()
             if self.count(tag) >= n:
@@ -489,7 +498,18 @@ class HubOptions:
     log_level: str = "INFO"
     batch_size: int = 100
     max_batch_wait: float = 2.0
-    split_delivery: bool = True
+    topology: str = "threads"
+
+    def workers(self) -> list[tuple[str, list[str]]]:
+        """(role, `lxhub worker` arguments) of each worker process this topology starts."""
+        if self.topology == "threads":  # what `lxhub up` and docker-compose run
+            return [("worker", ["--pool", "threads", "-c", str(self.threads)])]
+        if self.topology == "split":  # prefork normalizers + a threaded deliverer
+            return [("worker", ["-Q", "poll,ingest", "-c", str(self.concurrency)]),
+                    ("deliverer", ["-Q", "deliver", "--pool", "threads", "-c", "4"])]
+        return [("worker", ["-c", str(self.concurrency)])]  # prefork, every queue
+
+    threads: int = 8
 
 
 class Hub:
@@ -535,6 +555,7 @@ class Hub:
             "PROMETHEUS_MULTIPROC_DIR": str(self.data_dir / "metrics"),
         }
         self.opts = opts
+        self._probe: Any = None
 
     @property
     def url(self) -> str:
@@ -554,14 +575,8 @@ class Hub:
         if check.returncode != 0:
             raise RuntimeError(f"config check failed:\n{check.stdout}\n{check.stderr}")
         self._start("serve", "--port", str(self.port))
-        if self.opts.split_delivery:
-            # As `lxhub up` and docker-compose run it: polls/normalize in prefork processes,
-            # deliveries in a threaded worker of their own.
-            self._start("worker", "-Q", "poll,ingest", "-c", str(self.opts.concurrency))
-            self._start("deliverer", "-Q", "deliver", "--pool", "threads", "-c", "4",
-                        command="worker")  # fmt: skip
-        else:
-            self._start("worker", "-c", str(self.opts.concurrency))
+        for role, worker_args in self.opts.workers():
+            self._start(role, *worker_args, command="worker")
         self._start("beat")
         wait_until(self.ready, timeout=60, what="the receiver's /readyz")
 
@@ -584,7 +599,23 @@ class Hub:
                     LOG_DIR.mkdir(parents=True, exist_ok=True)
                     dest = LOG_DIR / f"{self.workdir.name}-{role}.log"
                     dest.write_bytes(proc.log_path.read_bytes()[-5_000_000:])
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
         flush_redis()
+
+    def drained(self) -> bool:
+        """Nothing waits in the inbox or the LRS outbox (ready or leased): all stored."""
+        from hub.inbox import INBOX
+        from hub.store.redis import RedisStore
+
+        if self._probe is None:
+            self._probe = RedisStore.from_url(f"redis://127.0.0.1:6379/{STORE_DB}")
+        now = dt.datetime.now(dt.UTC)
+        return all(
+            (st := self._probe.outbox_stats(name, now=now)).ready + st.leased == 0
+            for name in (INBOX, "bench")
+        )
 
     def dead_letters(self) -> int:
         from hub.store.redis import RedisStore
@@ -881,7 +912,7 @@ def run_phase(name: str, *, hub: Hub, arrivals: Arrivals, sampler: Sampler, mode
     accepted = sum(n for s, n in sent.statuses.items() if 200 <= s < 300)
     # Only events the hub accepted (2xx) are owed; a refused or failed request is counted apart.
     owed = sum(len(r.events) for i, r in enumerate(reqs) if 200 <= sent.status.get(i, 0) < 300)
-    complete = arrivals.wait_for(tag, owed, timeout=prof.drain_timeout)
+    complete = arrivals.wait_for(tag, owed, timeout=prof.drain_timeout, drained=hub.drained)
     cpu1 = sampler.cpu()
     stop_profilers(spies)
     peaks = {k: round(v / 1e6, 1) for k, v in sampler.peak.items()}
@@ -1151,9 +1182,8 @@ def report(results: dict[str, Any], command: str) -> str:
         f"- command: `{command}`",
         f"- machine: {m['nproc']} CPUs, {m['cpu']}, {m['ram']} RAM, Linux {m['kernel']}; "
         f"Python {m['python']}, Redis {m['redis']}, Node {m['node']}; commit {m['commit']}",
-        f"- hub: `{results['launcher']} serve | worker -c {results['options']['concurrency']}"
-        + (" -Q poll,ingest | worker -Q deliver --pool threads -c 4"
-           if results["options"].get("split_delivery") else "")
+        f"- hub: `{results['launcher']} serve | "
+        + " | ".join("worker " + " ".join(a) for a in results["options"]["worker_args"])
         + " | beat`, Redis broker DB {BROKER_DB} + store DB {STORE_DB}, log level "
         f"{results['options']['log_level']}, LRS batch_size {results['options']['batch_size']}, "
         f"max_batch_wait {results['options']['max_batch_wait']} s",
@@ -1253,8 +1283,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="lxhub benchmark")
     parser.add_argument("--quick", action="store_true", help="smoke run, under 2 minutes")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes (-c)")
-    parser.add_argument("--single-worker", dest="split_delivery", action="store_false",
-                        help="one worker for all queues instead of worker + deliverer")
+    parser.add_argument(
+        "--topology", choices=["threads", "split", "prefork"], default="threads",
+        help="threads: one threaded worker for every queue (as `lxhub up` and docker-compose); "
+        "split: prefork poll/ingest worker (-c) + threaded deliverer; prefork: one prefork "
+        "worker (-c) for every queue",
+    )
+    parser.add_argument("--threads", type=int, default=8, help="threads of a threaded worker")
     parser.add_argument("--log-level", default="INFO", help="hub log level")
     parser.add_argument("--skip-ll", action="store_true", help="null LRS only")
     parser.add_argument("--no-write", action="store_true", help="do not append to RESULTS.md")
@@ -1287,7 +1322,7 @@ def main() -> int:
     prof = QUICK if args.quick else FULL
     QUIET_WAIT = prof.quiet_wait
     opts = HubOptions(concurrency=args.concurrency, log_level=args.log_level.upper(),
-                      split_delivery=args.split_delivery)  # fmt: skip
+                      topology=args.topology, threads=args.threads)  # fmt: skip
     command = " ".join([".venv/bin/python", "bench/run.py", *sys.argv[1:]])
     started = time.monotonic()
     cli, cli_name = launcher()
@@ -1391,7 +1426,7 @@ def main() -> int:
         "command": command,
         "launcher": cli_name,
         "machine": machine(),
-        "options": asdict(opts),
+        "options": {**asdict(opts), "worker_args": [a for _, a in opts.workers()]},
         "concurrency": prof.concurrency,
         "client": "raw asyncio" if CLIENT_KIND == "raw" else "httpx.AsyncClient",
         "clients": prof.clients,
