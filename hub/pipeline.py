@@ -264,14 +264,17 @@ def _route(
         encoded: dict[str, bytes] = {}
         try:
             for version in {d.xapi_version for d in targets}:
-                encoded[version] = canonical_bytes(statement, version=version)
+                encoded[version] = canonical_bytes(
+                    statement, version=version, now=event.received_at
+                )
         except StatementInvalid as exc:
             _dead_letter(
                 store,
                 event,
                 stage="normalize",
                 reason="invalid_statement",
-                detail=str(exc),
+                detail=f"connector {bound.connector.name!r} mapped {event.event_type!r} to an "
+                f"invalid statement: {exc}; fix the mapping, then replay",
                 now=now,
                 report=report,
             )

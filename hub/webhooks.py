@@ -274,7 +274,9 @@ def dedupe_key(delivery_id: str) -> str:
 class DedupeStore(Protocol):
     """The part of `hub.store.Store` the receiver uses; every `Store` satisfies it."""
 
-    def mark_seen(self, namespace: str, key: str, *, ttl_seconds: float) -> bool: ...
+    def mark_seen_many(
+        self, namespace: str, keys: Sequence[str], *, ttl_seconds: float
+    ) -> list[bool]: ...
 
     def unmark_seen(self, namespace: str, key: str) -> None: ...
 
@@ -505,27 +507,32 @@ class Receiver:
     def _dedupe(
         self, instance_id: str, events: Sequence[SourceEvent]
     ) -> tuple[list[SourceEvent], list[str]]:
-        """Mark each delivery id; return the new events and the keys this request marked."""
+        """Mark every delivery id (one store call); return the new events and the keys this
+        request marked. Events without a delivery id are new here: the deterministic statement
+        id dedupes them later."""
+        keys = [dedupe_key(e.delivery_id) for e in events if e.delivery_id is not None]
+        try:
+            firsts = iter(
+                self._store.mark_seen_many(instance_id, keys, ttl_seconds=self._dedupe_ttl)
+            )
+        except Exception as exc:
+            logger.error(
+                "store unavailable while de-duplicating for %s: %s",
+                instance_id, type(exc).__name__, extra={"instance": instance_id},
+            )  # fmt: skip
+            # Whether any mark landed is unknown: release them all. At worst a key another
+            # request holds is released and its retry enqueued twice, which the deterministic
+            # statement ids absorb; keeping one could drop the source's retry, which nothing would.
+            self._release(instance_id, keys)
+            raise self._unavailable(Reason.STORE_UNAVAILABLE) from None
         new: list[SourceEvent] = []
         marked: list[str] = []
         for event in events:
             if event.delivery_id is None:
-                # No delivery id: the deterministic statement id dedupes it later.
                 new.append(event)
-                continue
-            key = dedupe_key(event.delivery_id)
-            try:
-                first = self._store.mark_seen(instance_id, key, ttl_seconds=self._dedupe_ttl)
-            except Exception as exc:
-                logger.error(
-                    "store unavailable while de-duplicating for %s: %s",
-                    instance_id, type(exc).__name__, extra={"instance": instance_id},
-                )  # fmt: skip
-                self._release(instance_id, marked)
-                raise self._unavailable(Reason.STORE_UNAVAILABLE) from None
-            if first:
+            elif next(firsts):
                 new.append(event)
-                marked.append(key)
+                marked.append(dedupe_key(event.delivery_id))
         return new, marked
 
     def _enqueue(

@@ -28,6 +28,12 @@ from hub.runtime import HubRuntime
 
 logger = logging.getLogger(__name__)
 
+THREADS = 8
+"""Default threads of a worker. One process per worker is the default shape: the tasks wait on
+Redis and the LRSs most of the time, normalizing takes at most one core per process anyway (the
+GIL; see workers/tasks/normalize.py), and one process is a third of the memory of a prefork
+parent with two children (bench/RESULTS.md). Scale with more worker processes or containers."""
+
 
 def _runtime(state: CliState) -> HubRuntime:
     rt = HubRuntime.from_config_dir(state.config_dir)
@@ -90,13 +96,14 @@ def serve_cmd(state: CliState, host: str | None, port: int | None) -> None:
     "-c",
     type=int,
     default=None,
-    help="Worker processes (default: number of CPUs).",
+    help=f"Threads (default {THREADS}) or, with --pool prefork, processes (default: CPUs).",
 )
 @click.option(
     "--pool",
-    default="prefork",
+    default="threads",
     show_default=True,
-    type=click.Choice(["prefork", "threads", "solo"]),
+    type=click.Choice(["threads", "prefork", "solo"]),
+    help="threads: one process (scale with more workers); prefork: a process per slot.",
 )
 @click.pass_obj
 def worker_cmd(state: CliState, queues: str, concurrency: int | None, pool: str) -> None:
@@ -116,8 +123,8 @@ def worker_cmd(state: CliState, queues: str, concurrency: int | None, pool: str)
         "--without-gossip",
         "--without-mingle",
     ]
-    if concurrency:
-        argv.append(f"--concurrency={concurrency}")
+    if concurrency or pool == "threads":
+        argv.append(f"--concurrency={concurrency or THREADS}")
     app.worker_main(argv=argv)
 
 
@@ -136,7 +143,7 @@ def beat_cmd(state: CliState) -> None:
 
 @click.command("up")
 @click.option(
-    "--concurrency", "-c", type=int, default=2, show_default=True, help="Worker processes."
+    "--concurrency", "-c", type=int, default=THREADS, show_default=True, help="Worker threads."
 )
 @click.pass_obj
 def up_cmd(state: CliState, concurrency: int) -> None:
@@ -154,12 +161,8 @@ def up_cmd(state: CliState, concurrency: int) -> None:
     # Our own interpreter and module with fixed arguments: nothing user-controlled is executed.
     children = {
         "web": subprocess.Popen([*base, "serve"], env=env),  # noqa: S603
-        # Deliveries get their own threads so normalizing a burst never holds back the LRSs.
         "worker": subprocess.Popen(  # noqa: S603
-            [*base, "worker", "-Q", "poll,ingest", "-c", str(concurrency)], env=env
-        ),
-        "deliverer": subprocess.Popen(  # noqa: S603
-            [*base, "worker", "-Q", "deliver", "--pool", "threads", "-c", "4"], env=env
+            [*base, "worker", "--pool", "threads", "-c", str(concurrency)], env=env
         ),
         "beat": subprocess.Popen([*base, "beat"], env=env),  # noqa: S603
     }

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from connectors.webhook.connector import GenericWebhookConnector
 from hub import ActorResolver, HubError, MappingContext, Unmapped, WebhookRequest
+from hub.xapi import validate_statement
 
 __all__ = ["DryRunItem", "dry_run", "mapping_context"]
 
@@ -54,6 +55,16 @@ def dry_run(
             continue
         if isinstance(result, Unmapped):
             items.append(DryRunItem(event.event_type, event.delivery_id, "unmapped"))
+            continue
+        # The pipeline validates every statement before it is queued; so does the dry run.
+        problems = [
+            f"statements[{i}]: {issue}"
+            for i, statement in enumerate(result)
+            for issue in validate_statement(statement, now=event.received_at, hub_rules=True)
+        ]
+        if problems:
+            error = "invalid statement: " + "; ".join(problems[:5])
+            items.append(DryRunItem(event.event_type, event.delivery_id, "error", error=error))
         else:
             dumped = [s.to_json() for s in result]
             items.append(DryRunItem(event.event_type, event.delivery_id, "statements", dumped))

@@ -60,6 +60,7 @@ import jmespath
 import jmespath.exceptions
 import jmespath.functions
 
+from connectors.webhook.compiled import compile_node
 from hub.xapi import activity_iri, format_duration, parse_duration, parse_timestamp
 
 __all__ = [
@@ -497,6 +498,8 @@ class Expression:
         unknown = _functions_used(self._parsed.parsed) - function_names()
         if unknown:
             raise ExpressionError(f"unknown function(s) {sorted(unknown)} in {text!r}")
+        # The common shapes run as plain closures (same semantics); the rest is interpreted.
+        self._compiled = compile_node(self._parsed.parsed)
 
     def __repr__(self) -> str:
         return f"Expression({self.text!r})"
@@ -504,6 +507,8 @@ class Expression:
     def search(self, data: Any, scope: Scope) -> Any:
         """Evaluate over ``data``; `ExpressionError` for any evaluation failure."""
         try:
+            if self._compiled is not None:
+                return self._compiled(data, scope)
             return self._parsed.search(data, options=scope.jmespath_options())
         except ExpressionError:
             raise

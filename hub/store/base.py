@@ -132,6 +132,14 @@ class Store(Protocol):
         """
         ...
 
+    def mark_seen_many(
+        self, namespace: str, keys: Sequence[str], *, ttl_seconds: float
+    ) -> list[bool]:
+        """`mark_seen` for each key, in one round trip and all-or-nothing; a key repeated in
+        `keys` is True only the first time. (The receiver marks a whole request at once: one
+        round trip per event was most of its time.)"""
+        ...
+
     def unmark_seen(self, namespace: str, key: str) -> None:
         """Undo `mark_seen` when the following step (enqueue) failed."""
         ...

@@ -352,6 +352,17 @@ class RedisStore:
         seen_key = self.keys.seen(namespace, key)
         return bool(self._r.set(seen_key, b"1", nx=True, px=_ttl_us(ttl_seconds)))
 
+    def mark_seen_many(
+        self, namespace: str, keys: Sequence[str], *, ttl_seconds: float
+    ) -> list[bool]:
+        if not keys:
+            return []
+        px = _ttl_us(ttl_seconds)
+        with self._r.pipeline(transaction=True) as pipe:  # MULTI/EXEC: all or nothing
+            for key in keys:
+                pipe.set(self.keys.seen(namespace, key), b"1", nx=True, px=px)
+            return [bool(first) for first in pipe.execute()]
+
     def unmark_seen(self, namespace: str, key: str) -> None:
         self._r.delete(self.keys.seen(namespace, key))
 

@@ -372,6 +372,23 @@ class SqliteStore:
         self._after_ttl_write()
         return first
 
+    def mark_seen_many(
+        self, namespace: str, keys: Sequence[str], *, ttl_seconds: float
+    ) -> list[bool]:
+        now = time.time()
+        firsts: list[bool] = []
+        with self._write() as c:  # one transaction: all or nothing
+            for key in keys:
+                cur = c.execute(
+                    "INSERT INTO seen (namespace, key, expires_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (namespace, key) DO UPDATE SET expires_at = excluded.expires_at"
+                    " WHERE seen.expires_at <= ?",
+                    (namespace, key, now + _ttl(ttl_seconds), now),
+                )
+                firsts.append(cur.rowcount == 1)
+        self._after_ttl_write()
+        return firsts
+
     def unmark_seen(self, namespace: str, key: str) -> None:
         with self._write() as c:
             c.execute("DELETE FROM seen WHERE namespace = ? AND key = ?", (namespace, key))

@@ -71,6 +71,7 @@ __all__ = [
     "FrozenClock",
     "Harness",
     "IfiStrategy",
+    "MemoryDedupeStore",
     "MemoryState",
     "MockLrs",
     "NetworkBlocked",

@@ -362,6 +362,27 @@ class MemoryState:
         self.values.pop(key, None)
 
 
+@dataclass
+class MemoryDedupeStore:
+    """An in-memory `DedupeStore` for running a connector through the real `Receiver`."""
+
+    keys: set[tuple[str, str]] = field(default_factory=set)
+
+    def mark_seen(self, namespace: str, key: str, *, ttl_seconds: float) -> bool:
+        if (namespace, key) in self.keys:
+            return False
+        self.keys.add((namespace, key))
+        return True
+
+    def mark_seen_many(
+        self, namespace: str, keys: Sequence[str], *, ttl_seconds: float
+    ) -> list[bool]:
+        return [self.mark_seen(namespace, key, ttl_seconds=ttl_seconds) for key in keys]
+
+    def unmark_seen(self, namespace: str, key: str) -> None:
+        self.keys.discard((namespace, key))
+
+
 # --- the SQLite store ------------------------------------------------------------------------
 
 

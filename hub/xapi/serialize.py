@@ -53,16 +53,20 @@ def canonical_json(data: Mapping[str, Any]) -> bytes:
     ).encode("utf-8")
 
 
-def canonical_bytes(statement: Statement, *, version: XapiVersion = "1.0.3") -> bytes:
+def canonical_bytes(
+    statement: Statement, *, version: XapiVersion = "1.0.3", now: datetime | None = None
+) -> bytes:
     """Validate ``statement`` for ``version`` and return the exact bytes to send.
 
     Raises :class:`StatementInvalid` on any producer-rule violation, including 2.0-only
     fields on a 1.0.3 target (the caller chooses how to map them) and the hub rules (``id``
     and ``timestamp`` must be set). Timestamps are ``YYYY-MM-DDThh:mm:ss.sssZ``, durations
-    canonical (``PT1H2M3.5S``), and ``version`` is omitted.
+    canonical (``PT1H2M3.5S``), and ``version`` is omitted. ``now`` bounds future timestamps
+    (default: the current time); the pipeline passes the event's receipt time, so a replay gets
+    the same answer as the first run.
     """
     data = statement.to_json()
-    issues = validate_statement(data, version=version, hub_rules=True)
+    issues = validate_statement(data, version=version, now=now, hub_rules=True)
     if issues:
         raise StatementInvalid(issues)
     data.pop("version", None)

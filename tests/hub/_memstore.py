@@ -71,6 +71,11 @@ class MemoryStore:
         self.seen.add((namespace, key))
         return True
 
+    def mark_seen_many(
+        self, namespace: str, keys: Sequence[str], *, ttl_seconds: float
+    ) -> list[bool]:
+        return [self.mark_seen(namespace, key, ttl_seconds=ttl_seconds) for key in keys]
+
     def unmark_seen(self, namespace: str, key: str) -> None:
         self.seen.discard((namespace, key))
 

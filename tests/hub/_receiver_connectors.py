@@ -216,6 +216,13 @@ class MemoryDedupeStore:
         self.keys[(namespace, key)] = ttl_seconds
         return True
 
+    def mark_seen_many(
+        self, namespace: str, keys: Sequence[str], *, ttl_seconds: float
+    ) -> list[bool]:
+        # One by one, so a simulated failure leaves the earlier marks in place (the worst case
+        # the receiver must clean up after).
+        return [self.mark_seen(namespace, key, ttl_seconds=ttl_seconds) for key in keys]
+
     def unmark_seen(self, namespace: str, key: str) -> None:
         if self.fail_unmark:
             raise StoreDown("store unreachable (simulated)")

@@ -86,9 +86,10 @@ class Hub:
                 start_new_session=True,  # its own process group: a kill reaches the pool children
             )
 
-    def start_all(self, *, concurrency: int = 2) -> None:
+    def start_all(self, *worker_args: str) -> None:
+        """Receiver, one worker (the product's default shape unless `worker_args` say) and beat."""
         self.start("serve", "--port", str(self.port))
-        self.start("worker", "-c", str(concurrency))
+        self.start("worker", *worker_args)
         self.start("beat")
         wait_until(self.ready, timeout=30, what="the receiver's /readyz")
 

@@ -508,7 +508,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, learning_locker: LrsServer) ->
     )
     result = Run()
     try:
-        hub.start_all(concurrency=2)
+        hub.start_all()
         teams = teams_notification(cert)
         docebo = docebo_request()
         slack = slack_request()

@@ -247,7 +247,7 @@ def test_worker_killed_mid_delivery_everything_delivered_exactly_once(
         hub.kill("worker")  # SIGKILL the whole worker process group mid-request
         time.sleep(4.5)  # the proxy forwards the request it already had: the LRS may store it
         proxy.set(Plan())
-        hub.start("worker", "-c", "2")
+        hub.start("worker")
         wait_until(
             lambda: len(ours(learning_locker, tag)) == 10,
             timeout=120,
@@ -288,7 +288,7 @@ def test_401_pauses_the_lrs_nothing_lost_and_resumes_after_credentials_fixed(
     cfg["lrs"][0]["password"] = "hub-secret"
     (hub.config_dir / "hub.yaml").write_text(yaml.safe_dump(cfg))
     hub.kill("worker", 15)
-    hub.start("worker", "-c", "2")
+    hub.start("worker")
     wait_until(
         lambda: len(ours(ralph, tag)) == 6, timeout=150, what="delivery after the fix", hub=hub
     )

@@ -28,7 +28,7 @@ GOOD = 5
 def hub(tmp_path: Path) -> Iterator[Hub]:
     h = write_hub(tmp_path, backend="sqlite", lrs=[{"name": "local", "type": "local"}])
     try:
-        h.start_all(concurrency=2)
+        h.start_all("--pool", "prefork", "-c", "2")  # counters merged across children
         yield h
     finally:
         h.stop()

@@ -14,6 +14,7 @@ from hub.connector import ConnectorRuntime
 from hub.errors import InvalidSignature
 from hub.events import SourceEvent, WebhookRequest
 from hub.queue import ListEnqueuer
+from hub.testing import MemoryDedupeStore
 from hub.webhooks import Receiver, ReceiverInstance
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -129,25 +130,11 @@ def test_non_utf8_body_is_invalid() -> None:
 # --- through the real receiver ---------------------------------------------------------------
 
 
-class SeenSet:
-    def __init__(self) -> None:
-        self.keys: set[tuple[str, str]] = set()
-
-    def mark_seen(self, namespace: str, key: str, *, ttl_seconds: float) -> bool:
-        if (namespace, key) in self.keys:
-            return False
-        self.keys.add((namespace, key))
-        return True
-
-    def unmark_seen(self, namespace: str, key: str) -> None:
-        self.keys.discard((namespace, key))
-
-
 def receiver(conn: SlackConnector) -> tuple[Receiver, ListEnqueuer]:
     enqueuer = ListEnqueuer()
     rec = Receiver(
         {"slack-test": ReceiverInstance(conn)},
-        store=SeenSet(),
+        store=MemoryDedupeStore(),
         enqueuer=enqueuer,
         clock=conn.runtime.clock,
     )

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.padding import MGF1, OAEP
 from connectors.teams.crypto import ContentError, decrypt_content, decrypt_data
 from hub.events import WebhookRequest
 from hub.queue import ListEnqueuer
+from hub.testing import MemoryDedupeStore
 from hub.webhooks import Receiver, ReceiverInstance
 from tests.connectors.teams._graph import NOW, build
 
@@ -84,19 +85,6 @@ def test_other_rsa_key_and_garbage_are_content_errors(rsa_key: rsa.RSAPrivateKey
 # --- notifications through the connector and the real receiver ------------------------------
 
 
-class SeenSet:
-    def __init__(self) -> None:
-        self.keys: set[tuple[str, str]] = set()
-
-    def mark_seen(self, namespace: str, key: str, *, ttl_seconds: float) -> bool:
-        new = (namespace, key) not in self.keys
-        self.keys.add((namespace, key))
-        return new
-
-    def unmark_seen(self, namespace: str, key: str) -> None:
-        self.keys.discard((namespace, key))
-
-
 def post(body: bytes, query: str = "") -> WebhookRequest:
     return WebhookRequest(
         method="POST", path="/webhooks/teams-test", query_string=query,
@@ -109,7 +97,7 @@ def receiver() -> tuple[Receiver, ListEnqueuer]:
     enqueuer = ListEnqueuer()
     rec = Receiver(
         {"teams-test": ReceiverInstance(conn)},
-        store=SeenSet(), enqueuer=enqueuer, clock=conn.runtime.clock,
+        store=MemoryDedupeStore(), enqueuer=enqueuer, clock=conn.runtime.clock,
     )  # fmt: skip
     return rec, enqueuer
 

@@ -19,6 +19,7 @@ from connectors.webhook.spec import MappingSpec, load_mapping
 from hub.errors import BadRequest, ConfigError, MappingError, UnresolvedActor
 from hub.mapping import Unmapped
 from hub.xapi import canonical_bytes, statement_namespace, validate_statement
+from hub.xapi.validation import StatementInvalid
 
 VERB = {"key": "attended", "id": "http://adlnet.gov/expapi/verbs/attended", "display": "attended"}
 
@@ -546,10 +547,27 @@ def test_invalid_statements_are_mapping_errors(kit: Any) -> None:
     spec["routes"][0]["statements"][0]["object"]["id"] = "thing"
     with pytest.raises(MappingError, match="absolute IRI"):
         map_one(kit, build(kit, spec), ITEM)
+
+
+def test_statements_that_break_xapi_rules_are_caught_by_the_pipelines_check(kit: Any) -> None:
+    # The engine builds the statement; the pipeline's single validation (canonical_bytes) and
+    # the dry run refuse it, so it is dead-lettered / reported and never queued.
     spec = mapping()
     spec["routes"][0]["statements"][0]["context"] = {"language": "lang"}
-    with pytest.raises(MappingError, match="invalid statement"):
-        map_one(kit, build(kit, spec), dict(ITEM, lang="not a language tag"))
+    conn = build(kit, spec)
+    item = dict(ITEM, lang="not a language tag")
+    (statement,) = map_one(kit, conn, item)
+    with pytest.raises(StatementInvalid, match="language"):
+        canonical_bytes(statement, now=kit.received_at)
+    listing = mapping(items="@")
+    listing["routes"][0]["statements"][0]["context"] = {"language": "lang"}
+    body = json.dumps([item, dict(ITEM, lang="en-GB")]).encode()
+    report = dry_run(
+        build(kit, listing), kit.request(body), base_iri=kit.base_iri, actors=kit.resolver()
+    )
+    assert [r.outcome for r in report] == ["error", "statements"]
+    assert report[0].error is not None
+    assert report[0].error.startswith("invalid statement: statements[0]: ")
 
 
 def test_w1_passes_hub_xapi_validation(kit: Any) -> None:

@@ -22,6 +22,7 @@ from hub.mapping import Unmapped
 from hub.queue import ListEnqueuer
 from hub.testing import (
     BASE_IRI,
+    MemoryDedupeStore,
     MemoryState,
     StaticActorResolver,
     context_factory,
@@ -138,22 +139,6 @@ def context_ext(statement: Statement, name: str) -> Any:
 
 
 @dataclass
-class SeenSet:
-    """A `DedupeStore` for receiver tests."""
-
-    keys: set[tuple[str, str]] = field(default_factory=set)
-
-    def mark_seen(self, namespace: str, key: str, *, ttl_seconds: float) -> bool:
-        if (namespace, key) in self.keys:
-            return False
-        self.keys.add((namespace, key))
-        return True
-
-    def unmark_seen(self, namespace: str, key: str) -> None:
-        self.keys.discard((namespace, key))
-
-
-@dataclass
 class ReceiverKit:
     """The hub's real receive algorithm over one youtube connector, with an in-memory queue."""
 
@@ -167,7 +152,7 @@ class ReceiverKit:
 def receiver_for(conn: YouTubeConnector, clock: FrozenClock) -> ReceiverKit:
     enqueuer = ListEnqueuer()
     receiver = Receiver(
-        {INSTANCE: ReceiverInstance(connector=conn)}, store=SeenSet(), enqueuer=enqueuer,
+        {INSTANCE: ReceiverInstance(connector=conn)}, store=MemoryDedupeStore(), enqueuer=enqueuer,
         clock=clock,
     )  # fmt: skip
     return ReceiverKit(receiver, enqueuer)

@@ -175,6 +175,19 @@ def test_mark_seen_first_true_then_false_and_unmark(store: Store) -> None:
     assert store.mark_seen("slack", "evt-1", ttl_seconds=60) is True
 
 
+def test_mark_seen_many_marks_a_batch_in_one_call(store: Store) -> None:
+    assert store.mark_seen("slack", "evt-2", ttl_seconds=60) is True
+    got = store.mark_seen_many("slack", ["evt-1", "evt-2", "evt-3", "evt-1"], ttl_seconds=60)
+    assert got == [True, False, True, False]  # evt-2 was seen; evt-1 repeats within the batch
+    assert store.mark_seen("slack", "evt-3", ttl_seconds=60) is False
+    assert store.mark_seen_many("teams", ["evt-1"], ttl_seconds=60) == [True]
+    assert store.mark_seen_many("slack", [], ttl_seconds=60) == []
+    store.unmark_seen("slack", "evt-1")
+    assert store.mark_seen_many("slack", ["evt-1"], ttl_seconds=TTL) == [True]
+    time.sleep(PAST_TTL)
+    assert store.mark_seen_many("slack", ["evt-1", "evt-3"], ttl_seconds=60) == [True, False]
+
+
 def test_mark_seen_expires(store: Store) -> None:
     assert store.mark_seen("slack", "evt-1", ttl_seconds=TTL) is True
     assert store.mark_seen("slack", "evt-1", ttl_seconds=TTL) is False

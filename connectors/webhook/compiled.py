@@ -1,0 +1,112 @@
+"""Plain-Python evaluators for the JMESPath shapes mappings use most.
+
+A mapping evaluates about fifteen expressions per statement, nearly all of them field paths
+(``data.session.id``), string comparisons (``type == 'session.completed'``) and hub function
+calls on those (``template('{base}/...')``, ``to_datetime(data.ended_at)``). jmespath's tree
+interpreter walks the AST through a visitor for each of them, which was the largest single cost
+of normalizing (bench/profile_stages.py). Those shapes compile here into closures with exactly
+jmespath's semantics (field of a non-object is null, its equality and truthiness rules, the same
+function table with its argument checks); anything else returns None and stays interpreted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from jmespath import visitor
+
+# jmespath's own equality (so `1 == true` stays false), not re-implemented here.
+_equals: Callable[[Any, Any], bool] = visitor._equals  # type: ignore[attr-defined]
+
+if TYPE_CHECKING:
+    from connectors.webhook.expressions import Scope
+
+Evaluator = Callable[[Any, "Scope"], Any]
+
+
+def _is_false(value: Any) -> bool:
+    """JMESPath falsiness: "", [], {}, null and false (0 is true)."""
+    return value == "" or value == [] or value == {} or value is None or value is False
+
+
+def compile_node(node: Mapping[str, Any]) -> Evaluator | None:
+    """An evaluator for ``node`` (a jmespath AST), or None if it uses an unsupported shape."""
+    kind = node.get("type")
+    children: list[Mapping[str, Any]] = node.get("children", [])
+    if kind == "field":
+        return _path([node["value"]])
+    if kind == "current":
+        return lambda data, scope: data
+    if kind == "literal":
+        literal = node["value"]
+        return lambda data, scope: literal
+    if kind == "subexpression" and all(c.get("type") == "field" for c in children):
+        return _path([c["value"] for c in children])
+    parts = [compile_node(c) for c in children]
+    if any(p is None for p in parts):
+        return None
+    subs: list[Evaluator] = [p for p in parts if p is not None]
+    if kind == "subexpression":  # each part runs on the previous one's result
+
+        def chain(data: Any, scope: Scope) -> Any:
+            for part in subs:
+                data = part(data, scope)
+            return data
+
+        return chain
+    if kind == "comparator" and node["value"] in ("eq", "ne") and len(subs) == 2:
+        left, right = subs
+        if node["value"] == "eq":
+            return lambda data, scope: _equals(left(data, scope), right(data, scope))
+        return lambda data, scope: not _equals(left(data, scope), right(data, scope))
+    if kind == "and_expression" and len(subs) == 2:
+        first, second = subs
+
+        def both(data: Any, scope: Scope) -> Any:
+            value = first(data, scope)
+            return value if _is_false(value) else second(data, scope)
+
+        return both
+    if kind == "or_expression" and len(subs) == 2:
+        first, second = subs
+
+        def either(data: Any, scope: Scope) -> Any:
+            value = first(data, scope)
+            return second(data, scope) if _is_false(value) else value
+
+        return either
+    if kind == "not_expression" and len(subs) == 1:
+        (inner,) = subs
+
+        def negate(data: Any, scope: Scope) -> bool:
+            value = inner(data, scope)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
+                return False  # jmespath: !0 is false
+            return not value
+
+        return negate
+    if kind == "function_expression":
+        name = node["value"]
+
+        def call(data: Any, scope: Scope) -> Any:
+            functions = scope.jmespath_options().custom_functions
+            return functions.call_function(name, [arg(data, scope) for arg in subs])
+
+        return call
+    return None
+
+
+def _path(keys: list[str]) -> Evaluator:
+    if len(keys) == 1:
+        (key,) = keys
+        return lambda data, scope: data.get(key) if isinstance(data, dict) else None
+
+    def walk(data: Any, scope: Scope) -> Any:
+        for key in keys:
+            if not isinstance(data, dict):
+                return None
+            data = data.get(key)
+        return data
+
+    return walk
