@@ -85,7 +85,10 @@ def timed(name: str, fn: Callable[[], int], events: int, top: int, profile: bool
           f"({wall * 1000 / events:.3f} ms wall/event){' under cProfile' if prof else ''}")
     if prof:
         out = io.StringIO()
-        pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(top)
+        stats = pstats.Stats(prof, stream=out).sort_stats(os.environ.get("SORT", "cumulative"))
+        stats.print_stats(top)
+        if os.environ.get("CALLERS"):
+            stats.print_callers(os.environ["CALLERS"])
         print("\n".join(out.getvalue().splitlines()[6:]))
 
 

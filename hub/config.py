@@ -219,6 +219,13 @@ class LrsConfig(_Model):
     max_batch_wait: Seconds = Field(
         default=2.0, ge=0, description="seconds to wait for a fuller batch"
     )
+    max_in_flight: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description="batches POSTed to this LRS at the same time (2: the next batch is ready "
+        "while the LRS stores the current one)",
+    )
     timeout: Seconds = Field(default=10.0, gt=0, description="HTTP timeout in seconds")
     retry_horizon: Seconds = Field(
         default=86400.0, gt=0, description="seconds of retrying before dead-lettering"

@@ -141,6 +141,18 @@ def circuit_state(store: Store, lrs_name: str) -> CircuitState | None:
         return None
 
 
+def acquire_slot(
+    store: Store, lrs_name: str, *, slots: int, owner: str, ttl_seconds: float
+) -> str | None:
+    """Take one of the `slots` delivery locks of an LRS; the lock's name, or None if all are
+    held (at most `slots` rounds run against one LRS at a time, whatever the worker count)."""
+    for slot in range(slots):
+        name = f"deliver:{lrs_name}:{slot}"
+        if store.acquire_lock(name, owner=owner, ttl_seconds=ttl_seconds):
+            return name
+    return None
+
+
 def deliver_once(
     *,
     store: Store,

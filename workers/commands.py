@@ -34,6 +34,8 @@ Redis and the LRSs most of the time, normalizing takes at most one core per proc
 GIL; see workers/tasks/normalize.py), and one process is a third of the memory of a prefork
 parent with two children (bench/RESULTS.md). Scale with more worker processes or containers."""
 
+GIL_SWITCH_SECONDS = 0.001
+
 
 def _runtime(state: CliState) -> HubRuntime:
     rt = HubRuntime.from_config_dir(state.config_dir)
@@ -125,6 +127,12 @@ def worker_cmd(state: CliState, queues: str, concurrency: int | None, pool: str)
     ]
     if concurrency or pool == "threads":
         argv.append(f"--concurrency={concurrency or THREADS}")
+    if pool == "threads":
+        # Deliveries and polls wait on I/O next to CPU-bound normalizing threads; each time a
+        # response arrives they need the GIL back, and at the default 5 ms switch interval a
+        # delivery round (lease, POST, acknowledge) can wait for the GIL about as long as for
+        # the LRS itself.
+        sys.setswitchinterval(GIL_SWITCH_SECONDS)
     app.worker_main(argv=argv)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, Literal, cast
 
 from hub.xapi.models import IFI_KEYS, Statement
@@ -208,7 +209,10 @@ _ATTACHMENT_KEYS = frozenset(
 _ATTACHMENT_REQUIRED = ("usageType", "display", "contentType", "length", "sha2")
 
 
+@lru_cache(maxsize=4096)
 def _child(path: str, key: str) -> str:
+    # Cached: statements of one mapping share their paths, and the checker builds the path of
+    # every member it visits (a regex match and often a json.dumps each), issue or not.
     return f"{path}.{key}" if _IDENT.match(key) else f"{path}[{json.dumps(key)}]"
 
 

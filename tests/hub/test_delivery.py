@@ -20,6 +20,7 @@ from hub.delivery import (
     BACKOFF_NAMESPACE,
     CIRCUIT_NAMESPACE,
     DeliveryReport,
+    acquire_slot,
     circuit_state,
     deliver_once,
 )
@@ -205,6 +206,21 @@ def test_memstore_is_a_store() -> None:
 
 
 # -- the happy paths -----------------------------------------------------------------------------
+def test_at_most_max_in_flight_rounds_hold_an_lrs() -> None:
+    store = MemoryStore()
+    first = acquire_slot(store, "lrs-a", slots=2, owner="w1", ttl_seconds=60)
+    second = acquire_slot(store, "lrs-a", slots=2, owner="w2", ttl_seconds=60)
+    assert first is not None
+    assert second is not None
+    assert first != second
+    assert acquire_slot(store, "lrs-a", slots=2, owner="w3", ttl_seconds=60) is None
+    assert acquire_slot(store, "lrs-b", slots=2, owner="w3", ttl_seconds=60) is not None
+    store.release_lock(first, owner="w1")
+    assert acquire_slot(store, "lrs-a", slots=2, owner="w3", ttl_seconds=60) == first
+    assert acquire_slot(store, "lrs-c", slots=1, owner="w1", ttl_seconds=60) is not None
+    assert acquire_slot(store, "lrs-c", slots=1, owner="w2", ttl_seconds=60) is None
+
+
 def test_all_stored_in_one_post() -> None:
     h = Harness()
     items = h.enqueue(*(statement(n) for n in range(5)))

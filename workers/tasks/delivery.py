@@ -7,7 +7,7 @@ import random
 import time
 import uuid
 
-from hub.delivery import deliver_once
+from hub.delivery import acquire_slot, deliver_once
 from hub.inbox import INBOX
 from hub.metrics import record_delivered
 from workers import state
@@ -31,12 +31,15 @@ def deliver_statements(lrs: str) -> int:
         return 0
     if not cfg.enabled:
         return 0
-    # One deliverer per LRS at a time: order stays sane and a slow LRS occupies at most one
-    # worker process, so it never delays deliveries to the others.
+    # At most `max_in_flight` deliverers per LRS (a lock per slot): a slow LRS occupies at most
+    # that many worker threads, so it never delays deliveries to the others. Two (the default)
+    # keep an LRS busy: the next batch is leased and encoded while the LRS stores the current one.
     owner = uuid.uuid4().hex
-    lock = f"deliver:{lrs}"
     lease_seconds = rt.config.delivery.lease_seconds
-    if not rt.store.acquire_lock(lock, owner=owner, ttl_seconds=lease_seconds):
+    lock = acquire_slot(
+        rt.store, lrs, slots=cfg.max_in_flight, owner=owner, ttl_seconds=lease_seconds
+    )
+    if lock is None:
         return 0
     delivered = 0
     started = time.monotonic()
@@ -65,6 +68,8 @@ def deliver_statements(lrs: str) -> int:
             delivered += report.stored
             if not report.more_waiting or time.monotonic() - started > ROUND_SECONDS:
                 break
+            if cfg.max_in_flight > 1:
+                kick(rt.store, "hub.deliver_statements", (lrs,))  # fill a free slot (throttled)
             rt.store.refresh_lock(lock, owner=owner, ttl_seconds=lease_seconds)
     finally:
         rt.store.release_lock(lock, owner=owner)
