@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 Lookup = Callable[[str, str], Person | None]
 """``lookup(source, source_user_id)``: ask the source's user API (a connector's lookup_user)."""
 
+AGENT_CACHE_SIZE = 10_000
+"""Most Agents kept per resolver (per process) for reuse."""
+
 NEGATIVE_TTL = 3600.0
 """Longest time a "the source knows no email for this user" answer is cached, in seconds."""
 
@@ -286,6 +289,9 @@ class IdentityResolver:
         self.store = store
         self.identity_map = identity_map or IdentityMap()
         self.lookup = lookup
+        # Agents are frozen, and the same few people recur in every batch: building and
+        # validating the model again for each statement was a measured share of mapping time.
+        self._agents: dict[tuple[str, str, str | None], Agent] = {}
 
     @classmethod
     def from_config(
@@ -340,10 +346,7 @@ class IdentityResolver:
             known = self._from_map(source, uid)  # in memory: a free name, no I/O
             name = known.name if known else None
         if email is not None:
-            name = name if self.config.include_name else None
-            if self.config.actor_form == "mbox_sha1sum":
-                return Agent(mbox_sha1sum=mbox_sha1sum(email), name=name)
-            return Agent(mbox=f"mailto:{email}", name=name)
+            return self._email_agent(email, name if self.config.include_name else None)
 
         if self.config.unresolved == "account" and uid is not None:
             return self._account(home_page, uid, name)
@@ -366,11 +369,30 @@ class IdentityResolver:
 
     # -- steps ----------------------------------------------------------------------------------
 
+    def _email_agent(self, email: str, name: str | None) -> Agent:
+        key = ("mbox", email, name)
+        agent = self._agents.get(key)
+        if agent is None:
+            if self.config.actor_form == "mbox_sha1sum":
+                agent = Agent(mbox_sha1sum=mbox_sha1sum(email), name=name)
+            else:
+                agent = Agent(mbox=f"mailto:{email}", name=name)
+            self._remember_agent(key, agent)
+        return agent
+
     def _account(self, home_page: str, uid: str, name: str | None) -> Agent:
-        return Agent(
-            account=Account(home_page=home_page, name=uid),
-            name=name if self.config.include_name else None,
-        )
+        name = name if self.config.include_name else None
+        key = (home_page, uid, name)
+        agent = self._agents.get(key)
+        if agent is None:
+            agent = Agent(account=Account(home_page=home_page, name=uid), name=name)
+            self._remember_agent(key, agent)
+        return agent
+
+    def _remember_agent(self, key: tuple[str, str, str | None], agent: Agent) -> None:
+        if len(self._agents) >= AGENT_CACHE_SIZE:
+            self._agents.clear()  # bounded; refilling costs one model build per person
+        self._agents[key] = agent
 
     def _known_name(self, source: str, uid: str) -> str | None:
         known = self._from_map(source, uid) or self._from_cache(source, uid)

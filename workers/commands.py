@@ -9,6 +9,7 @@ runs: a bad config stops the service with `file: key: message` lines and exit st
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shutil
@@ -35,6 +36,24 @@ GIL; see workers/tasks/normalize.py), and one process is a third of the memory o
 parent with two children (bench/RESULTS.md). Scale with more worker processes or containers."""
 
 GIL_SWITCH_SECONDS = 0.001
+
+GC_YOUNG_THRESHOLD = 20_000
+"""Allocations between young-generation collections (CPython's default is 700)."""
+
+
+def _tune_gc() -> None:
+    """Fewer, cheaper cyclic-garbage collections for a long-running service.
+
+    Everything loaded at startup (Celery, pydantic's schemas, the connectors) lives for the
+    whole process; `gc.freeze()` moves it out of the collector's sight, and a higher young
+    threshold stops the collector from walking the heap every 700 allocations while a batch is
+    mapped (each statement allocates hundreds of short-lived objects that reference counting
+    frees anyway). Measured: about a quarter of mapping time went to collections.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def _runtime(state: CliState) -> HubRuntime:
@@ -82,6 +101,7 @@ def serve_cmd(state: CliState, host: str | None, port: int | None) -> None:
     web = build_app(rt, broker_ping=lambda: _broker_ping(app))
     h, p = host or rt.config.web.host, port or rt.config.web.port
     logger.info("lxhub web receiver on http://%s:%s", h, p)
+    _tune_gc()
     serve(web, h, p)
 
 
@@ -127,6 +147,7 @@ def worker_cmd(state: CliState, queues: str, concurrency: int | None, pool: str)
     ]
     if concurrency or pool == "threads":
         argv.append(f"--concurrency={concurrency or THREADS}")
+    _tune_gc()
     if pool == "threads":
         # Deliveries and polls wait on I/O next to CPU-bound normalizing threads; each time a
         # response arrives they need the GIL back, and at the default 5 ms switch interval a

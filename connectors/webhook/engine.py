@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import JsonValue, ValidationError
+from pydantic import BaseModel, JsonValue, ValidationError
 
 from connectors.webhook.expressions import (
     ENVELOPE_KEY,
@@ -114,6 +114,12 @@ def _scalar_id(value: Any) -> str | None:
 
 class _Fail(Exception):
     """Internal: a field-level failure, re-raised as MappingError with the template location."""
+
+
+def _empty(model: BaseModel) -> bool:
+    """True when no field is set (every field of these models defaults to None). Cheaper than
+    comparing with a freshly built empty model, which ran for every statement."""
+    return all(value is None for value in model.__dict__.values())
 
 
 class MappingEngine:
@@ -336,8 +342,7 @@ class MappingEngine:
             description=self._lang_map(spec.description, data, scope),
             more_info=more_info,
         )
-        empty = definition == ActivityDefinition()
-        return Activity(id=iri, definition=None if empty else definition)
+        return Activity(id=iri, definition=None if _empty(definition) else definition)
 
     def _flag(self, value: bool | str | None, data: Any, scope: Scope, what: str) -> bool | None:
         if value is None or isinstance(value, bool):
@@ -370,7 +375,7 @@ class MappingEngine:
             response=response,
             extensions=extensions,
         )
-        return None if result == Result() else result
+        return None if _empty(result) else result
 
     def _extensions(
         self, spec: dict[str, str], data: Any, scope: Scope
@@ -411,12 +416,12 @@ class MappingEngine:
         context = Context(
             registration=registration,
             instructor=self._agent(spec.instructor, data, scope, ctx) if spec.instructor else None,
-            context_activities=None if activities == ContextActivities() else activities,
+            context_activities=None if _empty(activities) else activities,
             platform=spec.platform,
             language=self._text(spec.language, data, scope, "language") if spec.language else None,
             extensions=self._extensions(spec.extensions, data, scope),
         )
-        return None if context == Context() else context
+        return None if _empty(context) else context
 
     @staticmethod
     def _timestamp(value: Any) -> datetime:

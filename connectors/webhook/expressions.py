@@ -114,12 +114,9 @@ class Scope:
         return self._options
 
     def var(self, name: str) -> str:
-        return {
-            "base": self.base_iri.rstrip("/"),
-            "tenant": self.tenant,
-            "source": self.source,
-            "vendor": self.vendor,
-        }[name]
+        if name == "base":
+            return self.base_iri.rstrip("/")
+        return {"tenant": self.tenant, "source": self.source, "vendor": self.vendor}[name]
 
 
 def format_time(dt: datetime) -> str:
@@ -525,30 +522,53 @@ def compile_expression(text: str) -> Expression:
     return Expression(text)
 
 
-def _render(fmt: str, scope: Scope, data: Any, *, allow_paths: bool) -> str | None:
-    out: list[str] = []
+_LITERAL, _VAR, _PATH, _ERROR = 0, 1, 2, 3
+
+
+@lru_cache(maxsize=1024)
+def _template_parts(fmt: str, allow_paths: bool) -> tuple[tuple[tuple[int, Any], ...], bool]:
+    """A template split once into literal text, hub variables and compiled paths, plus whether
+    its tail has unbalanced braces (reported at render time, after the parts, as before)."""
+    parts: list[tuple[int, Any]] = []
     pos = 0
     for match in _PLACEHOLDER.finditer(fmt):
-        out.append(fmt[pos : match.start()])
+        if match.start() > pos:
+            parts.append((_LITERAL, fmt[pos : match.start()]))
         pos = match.end()
         token = match.group(0)
         if token in ("{{", "}}"):
-            out.append(token[0])
+            parts.append((_LITERAL, token[0]))
             continue
         name = match.group(1).strip()
         if name in _VARS:
-            out.append(scope.var(name))
-            continue
-        if not allow_paths:
-            raise ExpressionError(f"unknown placeholder {{{name}}} (use {', '.join(_VARS)})")
-        value = compile_expression(name).search(data, scope)
-        if value is None:
-            return None
-        out.append(_scalar_text("template", value))
+            parts.append((_VAR, name))
+        elif not allow_paths:
+            parts.append((_ERROR, f"unknown placeholder {{{name}}} (use {', '.join(_VARS)})"))
+        else:
+            parts.append((_PATH, compile_expression(name)))
     tail = fmt[pos:]
-    if "{" in tail or "}" in tail:
+    if tail:
+        parts.append((_LITERAL, tail))
+    return tuple(parts), "{" in tail or "}" in tail
+
+
+def _render(fmt: str, scope: Scope, data: Any, *, allow_paths: bool) -> str | None:
+    parts, bad_tail = _template_parts(fmt, allow_paths)
+    out: list[str] = []
+    for kind, part in parts:
+        if kind == _LITERAL:
+            out.append(part)
+        elif kind == _VAR:
+            out.append(scope.var(part))
+        elif kind == _ERROR:
+            raise ExpressionError(part)
+        else:
+            value = part.search(data, scope)
+            if value is None:
+                return None
+            out.append(_scalar_text("template", value))
+    if bad_tail:
         raise ExpressionError(f"unbalanced braces in template {fmt!r}")
-    out.append(tail)
     return "".join(out)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
+from functools import lru_cache
 from urllib.parse import quote
 
 __all__ = [
@@ -39,6 +40,7 @@ def _base(base_iri: str) -> str:
 # duplicated. Same for changing XAPI_IRI_BASE of a live deployment.
 # Vector: "https://lrs-hub.example.com/xapi" -> b3b2824f-59e2-5129-80fb-fdeb67e0c2bd.
 # ---------------------------------------------------------------------------------------------
+@lru_cache(maxsize=64)  # one per deployment in practice; every statement id needs it
 def statement_namespace(base_iri: str) -> uuid.UUID:
     """The deployment's statement-id namespace: ``uuid5(NAMESPACE_URL, base + "/statement-ns")``."""
     return uuid.uuid5(uuid.NAMESPACE_URL, base_iri.rstrip("/") + "/statement-ns")
@@ -101,6 +103,7 @@ def activity_iri(base_iri: str, *, source: str, tenant: str, kind: str, source_i
     return f"{_base(base_iri)}/activities/" + "/".join(segments)
 
 
+@lru_cache(maxsize=1024)  # a handful of names per deployment, asked for on every statement
 def extension_iri(base_iri: str, name: str) -> str:
     """Hub extension IRI ``{base}/extensions/{name}``, e.g. ``.../extensions/source-tenant``."""
     if not _EXTENSION_NAME.match(name):

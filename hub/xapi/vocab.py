@@ -7,6 +7,7 @@ token used in natural keys (never the IRI, so an IRI can change without re-keyin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import ClassVar
 
 from hub.xapi.models import Activity, Verb
@@ -23,8 +24,13 @@ class VerbDef:
     display: str
 
     def verb(self, lang: str = "en-US") -> Verb:
-        """The xAPI Verb object with ``display`` in ``lang``."""
-        return Verb(id=self.iri, display={lang: self.display})
+        """The xAPI Verb object with ``display`` in ``lang`` (one shared frozen instance)."""
+        return _verb(self.iri, self.display, lang)
+
+
+@lru_cache(maxsize=1024)
+def _verb(iri: str, display: str, lang: str) -> Verb:
+    return Verb(id=iri, display={lang: display})
 
 
 class Verbs:
