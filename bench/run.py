@@ -979,7 +979,7 @@ def start_profilers(hub: Hub, phase: str) -> list[tuple[Proc, Path]]:
             "--format",
             "raw",
             "--rate",
-            "100",
+            os.environ.get("BENCH_PROFILE_RATE", "100"),
             "--nonblocking",
             "--subprocesses",
             "--pid",

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
@@ -156,6 +156,7 @@ def normalize(
     report = NormalizeReport(events=len(events))
     now = clock.now()
     batches: dict[str, list[OutboxItem]] = defaultdict(list)
+    contexts: dict[str, MappingContext] = {}  # per instance: its facts are read once a batch
     for event in events:
         bound = instances(event.instance_id)
         if bound is None:
@@ -170,7 +171,13 @@ def normalize(
                 report=report,
             )
             continue
-        ctx = mapping_context(bound, event, base_iri=base_iri, actors=actors)
+        known = contexts.get(event.instance_id)
+        if known is None:
+            ctx = contexts[event.instance_id] = mapping_context(
+                bound, event, base_iri=base_iri, actors=actors
+            )
+        else:
+            ctx = replace(known, event=event)
         try:
             result = bound.connector.map(event, ctx)
         except TransientError:
