@@ -366,12 +366,13 @@ class MemoryState:
 class MemoryDedupeStore:
     """An in-memory `DedupeStore` for running a connector through the real `Receiver`."""
 
-    keys: set[tuple[str, str]] = field(default_factory=set)
+    keys: dict[tuple[str, str], float] = field(default_factory=dict)
+    """(namespace, key) -> the TTL it was marked with (TTLs are not enforced)."""
 
     def mark_seen(self, namespace: str, key: str, *, ttl_seconds: float) -> bool:
         if (namespace, key) in self.keys:
             return False
-        self.keys.add((namespace, key))
+        self.keys[(namespace, key)] = ttl_seconds
         return True
 
     def mark_seen_many(
@@ -380,7 +381,7 @@ class MemoryDedupeStore:
         return [self.mark_seen(namespace, key, ttl_seconds=ttl_seconds) for key in keys]
 
     def unmark_seen(self, namespace: str, key: str) -> None:
-        self.keys.discard((namespace, key))
+        self.keys.pop((namespace, key), None)
 
 
 # --- the SQLite store ------------------------------------------------------------------------

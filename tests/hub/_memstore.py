@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from hub.store.base import DeadLetter, DeadLetterFilter, Lease, OutboxItem, OutboxStats
+from hub.testing import MemoryDedupeStore
 
 
 @dataclass
@@ -24,14 +25,13 @@ class _Waiting:
 
 
 @dataclass
-class MemoryStore:
+class MemoryStore(MemoryDedupeStore):  # mark_seen / mark_seen_many / unmark_seen
     outboxes: dict[str, dict[str, _Waiting]] = field(default_factory=dict)
     dead: dict[str, DeadLetter] = field(default_factory=dict)
     kv: dict[tuple[str, str], str] = field(default_factory=dict)
     counters: dict[tuple[str, str], int] = field(default_factory=dict)
     cursors: dict[str, str] = field(default_factory=dict)
     locks: dict[str, str] = field(default_factory=dict)
-    seen: set[tuple[str, str]] = field(default_factory=set)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     # -- health ---------------------------------------------------------------------------------
@@ -65,20 +65,6 @@ class MemoryStore:
             del self.locks[name]
 
     # -- small state ------------------------------------------------------------------------------
-    def mark_seen(self, namespace: str, key: str, *, ttl_seconds: float) -> bool:
-        if (namespace, key) in self.seen:
-            return False
-        self.seen.add((namespace, key))
-        return True
-
-    def mark_seen_many(
-        self, namespace: str, keys: Sequence[str], *, ttl_seconds: float
-    ) -> list[bool]:
-        return [self.mark_seen(namespace, key, ttl_seconds=ttl_seconds) for key in keys]
-
-    def unmark_seen(self, namespace: str, key: str) -> None:
-        self.seen.discard((namespace, key))
-
     def kv_get(self, namespace: str, key: str) -> str | None:
         return self.kv.get((namespace, key))
 

@@ -28,6 +28,7 @@ from hub.connector import Connector, ConnectorSettings, Polling, Webhook
 from hub.cursor import TimeCursor
 from hub.errors import BadRequest, InvalidSignature
 from hub.events import PollResult, SourceEvent, WebhookRequest, WebhookResponse
+from hub.testing import MemoryDedupeStore as BaseMemoryDedupeStore
 from hub.webhooks import json_body, load_json
 
 SIGNATURE_HEADER = "X-Test-Signature"
@@ -198,35 +199,27 @@ class StoreDown(ConnectionError):
     """What a store client raises when its server is gone (like redis.ConnectionError)."""
 
 
-class MemoryDedupeStore:
-    """The dedupe part of `Store`, in memory, with switches to simulate an outage."""
+class MemoryDedupeStore(BaseMemoryDedupeStore):
+    """hub.testing's in-memory dedupe store, with switches to simulate an outage."""
 
     def __init__(self) -> None:
-        self.keys: dict[tuple[str, str], float] = {}
+        super().__init__()
         self.fail_mark_after: int | None = None  # fail once this many marks succeeded
         self.fail_unmark = False
         self.marks = 0
 
     def mark_seen(self, namespace: str, key: str, *, ttl_seconds: float) -> bool:
+        # mark_seen_many (inherited) marks one by one through here, so a simulated failure
+        # leaves the earlier marks in place: the worst case the receiver must clean up after.
         if self.fail_mark_after is not None and self.marks >= self.fail_mark_after:
             raise StoreDown("store unreachable (simulated)")
         self.marks += 1
-        if (namespace, key) in self.keys:
-            return False
-        self.keys[(namespace, key)] = ttl_seconds
-        return True
-
-    def mark_seen_many(
-        self, namespace: str, keys: Sequence[str], *, ttl_seconds: float
-    ) -> list[bool]:
-        # One by one, so a simulated failure leaves the earlier marks in place (the worst case
-        # the receiver must clean up after).
-        return [self.mark_seen(namespace, key, ttl_seconds=ttl_seconds) for key in keys]
+        return super().mark_seen(namespace, key, ttl_seconds=ttl_seconds)
 
     def unmark_seen(self, namespace: str, key: str) -> None:
         if self.fail_unmark:
             raise StoreDown("store unreachable (simulated)")
-        self.keys.pop((namespace, key), None)
+        super().unmark_seen(namespace, key)
 
     def ping(self) -> bool:
         return self.fail_mark_after is None
