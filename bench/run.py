@@ -1162,7 +1162,7 @@ def evaluate(results: dict[str, Any]) -> dict[str, tuple[float | None, bool | No
          for p in results["phases"]),
         default=None,
     )
-    put("worker_rss", rss, "worker + deliverer, max over all phases")
+    put("worker_rss", rss, "every worker process tree, max over all phases")
     return out
 
 
@@ -1184,7 +1184,7 @@ def report(results: dict[str, Any], command: str) -> str:
         f"Python {m['python']}, Redis {m['redis']}, Node {m['node']}; commit {m['commit']}",
         f"- hub: `{results['launcher']} serve | "
         + " | ".join("worker " + " ".join(a) for a in results["options"]["worker_args"])
-        + " | beat`, Redis broker DB {BROKER_DB} + store DB {STORE_DB}, log level "
+        + f" | beat`, Redis broker DB {BROKER_DB} + store DB {STORE_DB}, log level "
         f"{results['options']['log_level']}, LRS batch_size {results['options']['batch_size']}, "
         f"max_batch_wait {results['options']['max_batch_wait']} s",
         f"- load generator: this driver ({results['client']} HTTP/1.1 client, "
