@@ -219,6 +219,12 @@ class LrsConfig(_Model):
     max_batch_wait: Seconds = Field(
         default=2.0, ge=0, description="seconds to wait for a fuller batch"
     )
+    max_batch_idle: Seconds = Field(
+        default=0.25,
+        ge=0,
+        description="a partial batch also goes out once no statement has joined it for this "
+        "long (0: wait the whole max_batch_wait)",
+    )
     max_in_flight: int = Field(
         default=2,
         ge=1,

@@ -84,7 +84,7 @@ class DeliveryReport(BaseModel):
     dead_lettered: int = 0
     retried: int = Field(default=0, description="items put back with a backoff")
     paused: bool = Field(default=False, description="the LRS's circuit is open")
-    waiting: bool = Field(default=False, description="a partial batch waits for max_batch_wait")
+    waiting: bool = Field(default=False, description="a partial batch waits for company")
     backing_off: bool = Field(default=False, description="the LRS asked for a pause (RETRY)")
     more_waiting: bool = Field(default=False, description="more items are due now: run again")
     next_check_in: float | None = Field(
@@ -164,6 +164,7 @@ def deliver_once(
     lease_seconds: float,
     retry_horizon: float,
     rng: random.Random,
+    max_batch_idle: float = 0.0,
     max_countdown: float = 300.0,
     max_retry_after: float = 3600.0,
     backoff_base: float = 1.0,
@@ -179,6 +180,9 @@ def deliver_once(
         clock: time source.
         batch_size: most statements per POST.
         max_batch_wait: seconds a partial batch may wait for company before it is sent anyway.
+        max_batch_idle: a partial batch is also sent once no statement has joined it for this
+            long (0: only max_batch_wait counts). A burst then ends without a max_batch_wait
+            tail, and a steady stream still fills whole batches.
         lease_seconds: how long the leased items stay invisible to other workers.
         retry_horizon: seconds after an item's first failure at which it is dead-lettered.
         rng: randomness for the backoff jitter.
@@ -224,7 +228,9 @@ def deliver_once(
         )
 
     if not probing and len(lease.items) < batch_size:
-        wait = _remaining_batch_wait(lease.items, now=now, max_batch_wait=max_batch_wait)
+        wait = _remaining_batch_wait(
+            lease.items, now=now, max_batch_wait=max_batch_wait, max_batch_idle=max_batch_idle
+        )
         if wait > 0:
             # Uncounted and due immediately: this is batching, not a failure.
             store.outbox_release(
@@ -575,15 +581,18 @@ def _open_circuit(store: Store, lrs: str, *, reason: str, interval: float, now: 
 
 
 def _remaining_batch_wait(
-    items: Sequence[OutboxItem], *, now: datetime, max_batch_wait: float
+    items: Sequence[OutboxItem], *, now: datetime, max_batch_wait: float, max_batch_idle: float
 ) -> float:
-    """Seconds a partial batch should still wait; 0 when it must go now."""
+    """Seconds a partial batch should still wait; 0 when it must go now: its oldest statement
+    waited `max_batch_wait`, or (with `max_batch_idle` > 0) nothing joined it for that long."""
     if max_batch_wait <= 0 or any(item.attempts > 0 for item in items):
         # Items that already failed have waited their backoff; holding them longer only adds
         # latency.
         return 0.0
-    age = _seconds(now - min(item.enqueued_at for item in items))
-    return max(max_batch_wait - age, 0.0)
+    wait = max_batch_wait - _seconds(now - min(item.enqueued_at for item in items))
+    if max_batch_idle > 0:
+        wait = min(wait, max_batch_idle - _seconds(now - max(item.enqueued_at for item in items)))
+    return max(wait, 0.0)
 
 
 def _next_due_in(

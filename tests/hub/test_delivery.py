@@ -630,6 +630,40 @@ def test_a_partial_batch_waits_for_max_batch_wait() -> None:
     assert len(h.lrs.posts) == 1
 
 
+def test_a_partial_batch_nobody_joins_goes_out_after_max_batch_idle() -> None:
+    h = Harness()
+    h.enqueue(statement(1), statement(2))
+    h.clock.advance(0.1)
+    h.enqueue(statement(3))  # the batch is still growing
+    report = h.deliver(max_batch_wait=5.0, max_batch_idle=0.25)
+    assert report.waiting
+    assert report.next_check_in == pytest.approx(0.25)  # idle measured from the newest
+    assert report.requests == 0
+
+    h.clock.advance(0.2)
+    h.enqueue(statement(4))  # joined: the idle clock starts again
+    assert h.deliver(max_batch_wait=5.0, max_batch_idle=0.25).waiting
+
+    h.clock.advance(0.25)  # nothing joined for max_batch_idle: send, long before max_batch_wait
+    report = h.deliver(max_batch_wait=5.0, max_batch_idle=0.25)
+    assert not report.waiting
+    assert report.stored == 4
+    assert len(h.lrs.posts) == 1
+
+
+def test_max_batch_wait_still_bounds_a_batch_that_keeps_growing() -> None:
+    h = Harness()
+    h.enqueue(statement(0))
+    for n in range(1, 6):  # one joins every 0.2 s: never idle for 0.25 s
+        h.clock.advance(0.2)
+        h.enqueue(statement(n))
+        if n < 5:
+            assert h.deliver(max_batch_wait=1.0, max_batch_idle=0.25).waiting
+    report = h.deliver(max_batch_wait=1.0, max_batch_idle=0.25)  # the oldest waited 1.0 s
+    assert not report.waiting
+    assert report.stored == 6
+
+
 def test_a_full_batch_goes_out_at_once() -> None:
     h = Harness()
     h.enqueue(*(statement(n) for n in range(10)))

@@ -55,6 +55,7 @@ def deliver_statements(lrs: str) -> int:
                 clock=rt.clock,
                 batch_size=cfg.batch_size,
                 max_batch_wait=cfg.max_batch_wait,
+                max_batch_idle=cfg.max_batch_idle,
                 lease_seconds=lease_seconds,
                 retry_horizon=cfg.retry_horizon,
                 rng=rng,
