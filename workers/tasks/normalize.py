@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import random
-import threading
 import time
 
 from hub.backoff import full_jitter
 from hub.pipeline import drain_inbox
 from workers import state
 from workers.app import app
+from workers.gate import DrainGate
 from workers.kicks import kick
 
 logger = logging.getLogger(__name__)
@@ -19,29 +19,14 @@ logger = logging.getLogger(__name__)
 DRAIN_SECONDS = 2.0
 """Keep draining this long per task; then hand over so other queues' work gets a turn."""
 
-# At most this many normalize tasks drain at once in one process. Normalizing is CPU-bound, so
-# more threads than cores only queue on the GIL, and they would hold the pool's threads that
-# deliveries and polls need. A task that finds the gate full returns at once: the ones inside
-# drain the inbox until it is empty, and `_pending` makes one of them look again if a kick came
-# in while they were finishing (set before trying the gate, checked after leaving it, so no kick
-# falls between the two).
-_gate = threading.BoundedSemaphore(max(1, min(os.cpu_count() or 1, 2)))
-_pending = threading.Event()
+# At most two normalize tasks drain at once per process (see workers/gate.py for why and how
+# no kick is lost); with threads, the others return at once and leave the pool to deliveries.
+_gate = DrainGate(max(1, min(os.cpu_count() or 1, 2)))
 
 
 @app.task(name="hub.normalize_events")
 def normalize_events() -> int:
-    total = 0
-    _pending.set()
-    while _pending.is_set():
-        if not _gate.acquire(blocking=False):
-            return total
-        try:
-            _pending.clear()
-            total += _drain()
-        finally:
-            _gate.release()
-    return total
+    return _gate.run(_drain)
 
 
 def _drain() -> int:
