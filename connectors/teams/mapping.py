@@ -19,6 +19,7 @@ used, never delivery facts.
 from __future__ import annotations
 
 import hashlib
+import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,6 +61,8 @@ IGNORED_MESSAGE_TYPES = frozenset(
 )
 _EMAIL = re.compile(r"^[^@\s()]+@[^@\s()]+\.[^@\s()]+$")
 _TAGS = re.compile(r"<[^>]*>")
+_BREAKS = re.compile(r"<\s*(?:br|/p|/div|/li|/h[1-6])\b[^>]*>", re.IGNORECASE)
+_SPACES = re.compile(r"[ \t\f\v]+")
 EMAIL_KEY_PREFIX = "email-sha1:"
 """Attendee key of attendees known only by email (never looked up in Graph)."""
 _REDACTED = frozenset({"", "(redacted)", "(email address)"})
@@ -118,8 +121,19 @@ def _text(options: MappingOptions, m: ChatMessage) -> Result | None:
         return None
     text = m.body.content
     if (m.body.content_type or "").lower() == "html":
-        text = _TAGS.sub("", text).strip()
+        text = plain_text(text)
+    text = text.strip()
     return Result(response=text[: options.message_text_max_chars]) if text else None
+
+
+def plain_text(content: str) -> str:
+    """Graph's HTML message body as the text a reader sees: line breaks where paragraphs and
+    <br> end, tags dropped, entities decoded (&amp; -> &, &nbsp; -> space), runs of spaces
+    collapsed."""
+    text = _TAGS.sub("", _BREAKS.sub("\n", content))
+    text = html.unescape(text).replace("\xa0", " ")
+    lines = (_SPACES.sub(" ", line).strip() for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
 
 
 def _agent(ctx: MappingContext, user_id: str, name: str | None) -> Agent:
