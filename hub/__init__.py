@@ -49,6 +49,8 @@ from hub.pagination import LoopGuard, iterate_pages, next_link, next_page_number
 from hub.ratelimit import RateLimiter, TokenBucket
 from hub.signatures import (
     BasicAuthVerifier,
+    BodyDigestVerifier,
+    DateHeaderVerifier,
     HmacVerifier,
     QueryTokenVerifier,
     StaticHeaderVerifier,
@@ -66,6 +68,7 @@ __all__ = [
     "BadRequest",
     "BasicAuthVerifier",
     "BearerToken",
+    "BodyDigestVerifier",
     "Capability",
     "Clock",
     "ConfigError",
@@ -73,6 +76,7 @@ __all__ = [
     "ConnectorRuntime",
     "ConnectorSettings",
     "Cursor",
+    "DateHeaderVerifier",
     "EventPayload",
     "FrozenClock",
     "HmacVerifier",

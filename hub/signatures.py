@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import re
 from collections.abc import Iterable, Sequence
+from email.utils import parsedate_to_datetime
 from typing import Literal, Protocol
 
 from pydantic import SecretStr
@@ -46,6 +48,8 @@ from hub.events import WebhookRequest
 __all__ = [
     "Algorithm",
     "BasicAuthVerifier",
+    "BodyDigestVerifier",
+    "DateHeaderVerifier",
     "HmacVerifier",
     "QueryTokenVerifier",
     "SecretLike",
@@ -65,7 +69,9 @@ _ALGORITHMS = frozenset({"sha1", "sha256", "sha384", "sha512"})
 # unauthenticated sender can cause (base64/hex decoding, comparisons).
 _MAX_HEADER = 4096
 _MAX_SECRETS = 2
-_PLACEHOLDER = re.compile(r"\{(body|timestamp|method|path|header:[A-Za-z0-9!#$%&'*+.^_`|~-]+)\}")
+_PLACEHOLDER = re.compile(
+    r"\{(body|timestamp|method|path_and_query|path|header:[A-Za-z0-9!#$%&'*+.^_`|~-]+)\}"
+)
 _DIGITS = re.compile(r"^[0-9]{1,16}$")
 _BASE64 = re.compile(r"^[A-Za-z0-9+/_-]*={0,2}$")
 
@@ -159,7 +165,8 @@ class HmacVerifier:
             special value ``"method="`` to read the algorithm from the header itself
             (``sha1=...`` / ``sha256=...``, WebSub), limited to ``allowed_algorithms``.
         signed_string: template of the signed bytes over ``{body}`` (the exact raw bytes),
-            ``{timestamp}``, ``{method}``, ``{path}`` and ``{header:Name}``.
+            ``{timestamp}``, ``{method}``, ``{path}``, ``{path_and_query}`` (``/p?a=1``) and
+            ``{header:Name}``.
         secret_encoding: ``raw``, ``base64`` or ``hex`` (see `secret_bytes`).
         timestamp_header: when set, its value (epoch seconds, or milliseconds with
             ``timestamp_unit="ms"``) must be within ``tolerance_seconds`` of the clock.
@@ -236,6 +243,9 @@ class HmacVerifier:
                 out += request.method.upper().encode("ascii", errors="replace")
             elif text == "path":
                 out += _to_bytes(request.path)
+            elif text == "path_and_query":
+                query = f"?{request.query_string}" if request.query_string else ""
+                out += _to_bytes(request.path + query)
             else:
                 out += _to_bytes(_header(request, text.removeprefix("header:")))
         return bytes(out)
@@ -293,6 +303,56 @@ class HmacVerifier:
         text = digest.hex() if self._encoding == "hex" else base64.b64encode(digest).decode("ascii")
         prefix = f"{self._algorithm}=" if self._prefix == "method=" else self._prefix
         return prefix + text
+
+
+class BodyDigestVerifier:
+    """A header holding the SHA-256 of the raw body (``x-content-sha256``), hex or base64.
+
+    Senders document one encoding or none (Cornerstone Edge: unconfirmed), so either is
+    accepted; a missing or different digest is an invalid signature (the body was changed, or
+    the request was not built by the sender).
+    """
+
+    def __init__(self, *, header: str) -> None:
+        self._header = header
+
+    def __repr__(self) -> str:
+        return f"BodyDigestVerifier(header={self._header!r})"
+
+    def verify(self, request: WebhookRequest) -> None:
+        value = _header(request, self._header).strip()
+        digest = hashlib.sha256(request.body).digest()
+        expected = {digest.hex(), base64.b64encode(digest).decode("ascii")}
+        # Bytes: compare_digest refuses non-ASCII str, and a forged header may be anything.
+        candidate = (value.lower() if len(value) == 64 else value).encode("utf-8", "replace")
+        if not any(hmac.compare_digest(candidate, e.encode("ascii")) for e in expected):
+            raise InvalidSignature(f"{self._header} does not match the body")
+
+
+class DateHeaderVerifier:
+    """An HTTP ``Date`` header (RFC 9110, e.g. ``Tue, 15 Nov 1994 08:12:31 GMT``) within
+    ``tolerance_seconds`` of the clock: a replay window for senders that sign the date."""
+
+    def __init__(self, *, clock: Clock, header: str = "date", tolerance_seconds: float = 300):
+        if tolerance_seconds <= 0:
+            raise ValueError("tolerance_seconds must be positive")
+        self._header = header
+        self._clock = clock
+        self._tolerance = tolerance_seconds
+
+    def __repr__(self) -> str:
+        return f"DateHeaderVerifier(header={self._header!r})"
+
+    def verify(self, request: WebhookRequest) -> None:
+        raw = _header(request, self._header).strip()
+        try:
+            sent = parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            raise InvalidSignature(f"malformed {self._header} header") from None
+        if sent.tzinfo is None:
+            raise InvalidSignature(f"{self._header} header without a time zone")
+        if abs((self._clock.now() - sent).total_seconds()) > self._tolerance:
+            raise InvalidSignature(f"{self._header} outside the replay window")
 
 
 class StaticHeaderVerifier:

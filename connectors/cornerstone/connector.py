@@ -46,9 +46,12 @@ from connectors.cornerstone.models import (
 from connectors.cornerstone.settings import CornerstoneSettings
 from hub import (
     BadRequest,
+    BodyDigestVerifier,
     ConfigError,
     Connector,
     ConnectorRuntime,
+    DateHeaderVerifier,
+    HmacVerifier,
     InvalidSignature,
     LoopGuard,
     MappingContext,
@@ -60,6 +63,7 @@ from hub import (
     StaticHeaderVerifier,
     TimeCursor,
     TransientError,
+    Verifier,
     Webhook,
     WebhookRequest,
     json_body,
@@ -91,6 +95,35 @@ class CornerstoneCursor(TimeCursor):
     prev_sha: str | None = None
 
 
+def _webhook_verifiers(settings: CornerstoneSettings, runtime: ConnectorRuntime) -> list[Verifier]:
+    """x-api-key always (vendors.md 3.7); with a Security Token also the body digest, the
+    Date window and the Authorization HMAC (the secret is base64, as Cornerstone shows it)."""
+    keys = [k for k in (settings.webhook_api_key, settings.webhook_previous_api_key) if k]
+    if not keys:
+        return []
+    verifiers: list[Verifier] = [StaticHeaderVerifier(header="x-api-key", secrets=keys)]
+    secrets = [
+        s for s in (settings.webhook_hmac_secret, settings.webhook_previous_hmac_secret) if s
+    ]
+    if secrets:
+        verifiers += [
+            BodyDigestVerifier(header="x-content-sha256"),
+            DateHeaderVerifier(
+                clock=runtime.clock, tolerance_seconds=settings.webhook_max_clock_skew
+            ),
+            HmacVerifier(
+                secrets=secrets,
+                header="authorization",
+                encoding="base64",
+                prefix=settings.webhook_hmac_prefix,
+                signed_string=settings.webhook_hmac_string,
+                secret_encoding="base64",  # noqa: S106 - an encoding name, not a secret
+                clock=runtime.clock,
+            ),
+        ]
+    return verifiers
+
+
 class CornerstoneConnector(Connector[CornerstoneSettings], Polling[CornerstoneCursor], Webhook):
     """Cornerstone OnDemand: Reporting API, Edge webhooks, or CSV file drops."""
 
@@ -107,8 +140,7 @@ class CornerstoneConnector(Connector[CornerstoneSettings], Polling[CornerstoneCu
         self.client = CornerstoneClient(
             settings, http=runtime.http, clock=runtime.clock, state=runtime.state
         )
-        keys = [k for k in (settings.webhook_api_key, settings.webhook_previous_api_key) if k]
-        self._verifier = StaticHeaderVerifier(header="x-api-key", secrets=keys) if keys else None
+        self._verifiers = _webhook_verifiers(settings, runtime)
 
     @property
     def tenant(self) -> str:
@@ -144,9 +176,10 @@ class CornerstoneConnector(Connector[CornerstoneSettings], Polling[CornerstoneCu
     # -- webhook --------------------------------------------------------------------------------
 
     def verify(self, request: WebhookRequest) -> None:
-        if self._verifier is None:
+        if not self._verifiers:
             raise InvalidSignature("no webhook_api_key configured for this instance")
-        self._verifier.verify(request)
+        for verifier in self._verifiers:
+            verifier.verify(request)
 
     def parse(self, request: WebhookRequest) -> list[SourceEvent]:
         try:

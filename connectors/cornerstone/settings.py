@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 
-from hub import ConnectorSettings
+from hub import ConnectorSettings, HmacVerifier, SystemClock
 
 __all__ = ["CornerstoneSettings", "DEFAULT_SCOPES"]
 
@@ -115,6 +115,27 @@ class CornerstoneSettings(ConnectorSettings):
     webhook_previous_api_key: SecretStr | None = Field(
         default=None, description="accepted too while rotating"
     )
+    # HMAC signing (vendors.md 3.7): Cornerstone documents its parts, not the exact string to
+    # sign, so the string is a template an admin can adjust once confirmed on the tenant.
+    webhook_hmac_secret: SecretStr | None = Field(
+        default=None,
+        description="the endpoint's Security Token, base64 as Cornerstone shows it; when set, "
+        "the Authorization HMAC-SHA256, x-content-sha256 and Date are checked too",
+    )
+    webhook_previous_hmac_secret: SecretStr | None = Field(
+        default=None, description="accepted too while rotating"
+    )
+    webhook_hmac_string: str = Field(
+        default="{method}\n{path_and_query}\n{header:x-content-sha256}\n{header:date}",
+        description="what is signed: {method}, {path_and_query}, {path}, {body}, {header:Name} "
+        "(append custom headers as \\n{header:X-Name})",
+    )
+    webhook_hmac_prefix: str = Field(
+        default="", description="literal text before the base64 signature in Authorization"
+    )
+    webhook_max_clock_skew: float = Field(
+        default=300.0, gt=0, le=3600, description="seconds the Date header may be off"
+    )
 
     # -- file-drop mode -------------------------------------------------------------------------
     files_dir: Path | None = Field(default=None, description="where CSV reports are dropped")
@@ -127,6 +148,18 @@ class CornerstoneSettings(ConnectorSettings):
         default_factory=dict,
         description="CSV header -> Reporting API column name (e.g. 'User GUID': user_guid)",
     )
+
+    @field_validator("webhook_hmac_string")
+    @classmethod
+    def _signable(cls, value: str) -> str:
+        # Fail at `lxhub config check` rather than when the first webhook arrives.
+        try:
+            HmacVerifier(
+                secrets=[b"probe"], header="authorization", signed_string=value, clock=SystemClock()
+            )
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("base_url")
     @classmethod

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 from datetime import datetime
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -118,3 +122,44 @@ class TestCornerstoneConformance(PollingConformance, WebhookConformance):
 
     def event_key(self, event: SourceEvent) -> str:
         return event.event_type + json.dumps(event.payload, sort_keys=True)
+
+
+HMAC_TOKEN = b"csod-security-token"
+
+
+class TestCornerstoneSignedWebhookConformance(TestCornerstoneConformance):
+    """The same connector with the endpoint's Security Token set: x-api-key, the body digest,
+    the Date window and the Authorization HMAC are all checked, so the kit's tampered-body and
+    stale-request checks run instead of being opted out."""
+
+    sample_settings: ClassVar[dict[str, Any]] = {
+        **TestCornerstoneConformance.sample_settings,
+        "webhook_hmac_secret": base64.b64encode(HMAC_TOKEN).decode(),
+    }
+    not_secret: ClassVar[dict[str, str]] = {
+        **TestCornerstoneConformance.not_secret,
+        "webhook_hmac_string": "the template of what is signed, not a secret",
+    }
+    signature_headers = ("x-api-key", "x-content-sha256", "date", "authorization")
+    skip: ClassVar[dict[str, str]] = {
+        "webhook.handshake": "the Edge endpoint verification format is unconfirmed [U]",
+    }
+
+    def signed_request(self, body: bytes, *, at: datetime) -> WebhookRequest:
+        digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+        date = format_datetime(at, usegmt=True)
+        signed = f"POST\n/webhooks/test\n{digest}\n{date}".encode()
+        signature = base64.b64encode(hmac.new(HMAC_TOKEN, signed, "sha256").digest()).decode()
+        return WebhookRequest(
+            method="POST",
+            path="/webhooks/test",
+            headers={
+                "x-api-key": API_KEY,
+                "content-type": "application/json",
+                "x-content-sha256": digest,
+                "date": date,
+                "authorization": signature,
+            },
+            body=body,
+            received_at=at,
+        )
