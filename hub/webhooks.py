@@ -510,7 +510,8 @@ class Receiver:
         """Mark every delivery id (one store call); return the new events and the keys this
         request marked. Events without a delivery id are new here: the deterministic statement
         id dedupes them later."""
-        keys = [dedupe_key(e.delivery_id) for e in events if e.delivery_id is not None]
+        per_event = [None if e.delivery_id is None else dedupe_key(e.delivery_id) for e in events]
+        keys = [key for key in per_event if key is not None]
         try:
             firsts = iter(
                 self._store.mark_seen_many(instance_id, keys, ttl_seconds=self._dedupe_ttl)
@@ -527,12 +528,12 @@ class Receiver:
             raise self._unavailable(Reason.STORE_UNAVAILABLE) from None
         new: list[SourceEvent] = []
         marked: list[str] = []
-        for event in events:
-            if event.delivery_id is None:
+        for event, key in zip(events, per_event, strict=True):
+            if key is None:
                 new.append(event)
             elif next(firsts):
                 new.append(event)
-                marked.append(dedupe_key(event.delivery_id))
+                marked.append(key)
         return new, marked
 
     def _enqueue(

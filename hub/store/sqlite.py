@@ -360,17 +360,7 @@ class SqliteStore:
 
     # -- de-duplication and small state ----------------------------------------------------------
     def mark_seen(self, namespace: str, key: str, *, ttl_seconds: float) -> bool:
-        now = time.time()
-        with self._write() as c:
-            cur = c.execute(
-                "INSERT INTO seen (namespace, key, expires_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (namespace, key) DO UPDATE SET expires_at = excluded.expires_at"
-                " WHERE seen.expires_at <= ?",
-                (namespace, key, now + _ttl(ttl_seconds), now),
-            )
-            first = cur.rowcount == 1
-        self._after_ttl_write()
-        return first
+        return self.mark_seen_many(namespace, [key], ttl_seconds=ttl_seconds)[0]
 
     def mark_seen_many(
         self, namespace: str, keys: Sequence[str], *, ttl_seconds: float
