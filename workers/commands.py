@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 THREADS = 8
 """Default threads of a worker. One process per worker is the default shape: the tasks wait on
 Redis and the LRSs most of the time, normalizing takes at most one core per process anyway (the
-GIL; see workers/tasks/normalize.py), and one process is a third of the memory of a prefork
+GIL; see workers/gate.py), and one process is a third of the memory of a prefork
 parent with two children (bench/RESULTS.md). Scale with more worker processes or containers."""
 
 GIL_SWITCH_SECONDS = 0.001
