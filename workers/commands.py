@@ -76,7 +76,11 @@ def _configure_celery(rt: HubRuntime) -> Any:
     from workers.kicks import kick
 
     app = configure(rt, factory=lambda: HubRuntime.from_config_dir(rt.loaded.config_dir))
-    rt.kick = lambda task, args: kick(rt.store, task, args)
+
+    def send(task: str, args: tuple[str, ...]) -> None:
+        kick(rt.store, task, args)
+
+    rt.kick = send
     return app
 
 

@@ -10,10 +10,11 @@ import uuid
 from hub.delivery import acquire_slot, deliver_once
 from hub.inbox import INBOX
 from hub.metrics import record_delivered
+from hub.runtime import HubRuntime
 from workers import state
 from workers.app import app
 from workers.celeryconfig import MAX_COUNTDOWN
-from workers.kicks import kick
+from workers.kicks import kick, kicked
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ def deliver_statements(lrs: str) -> int:
         return 0
     if not cfg.enabled:
         return 0
+    kicked(rt.store, "hub.deliver_statements", (lrs,))
     # At most `max_in_flight` deliverers per LRS (a lock per slot): a slow LRS occupies at most
     # that many worker threads, so it never delays deliveries to the others. Two (the default)
     # keep an LRS busy: the next batch is leased and encoded while the LRS stores the current one.
@@ -40,7 +42,7 @@ def deliver_statements(lrs: str) -> int:
         rt.store, lrs, slots=cfg.max_in_flight, owner=owner, ttl_seconds=lease_seconds
     )
     if lock is None:
-        return 0
+        return 0  # the slots' holders look again after releasing them (below)
     delivered = 0
     started = time.monotonic()
     rng = random.Random()  # noqa: S311 (backoff jitter, not security)
@@ -83,7 +85,17 @@ def deliver_statements(lrs: str) -> int:
         wait = min(max(report.next_check_in, 0.05), MAX_COUNTDOWN)
         if rt.store.mark_seen("deliver-followup", lrs, ttl_seconds=wait):
             deliver_statements.apply_async((lrs,), countdown=wait)
+    elif _due(rt, lrs):
+        # The last lease found the outbox empty, but statements came while we held the slot and
+        # their kick found every slot busy and returned: look again now that the slot is free,
+        # or they would wait for the scheduler's flush.
+        kick(rt.store, "hub.deliver_statements", (lrs,))
     return delivered
+
+
+def _due(rt: HubRuntime, lrs: str) -> bool:
+    due = rt.store.outbox_next_due(lrs)
+    return due is not None and due <= rt.clock.now()
 
 
 @app.task(name="hub.flush")
@@ -93,11 +105,11 @@ def flush() -> None:
     now = rt.clock.now()
     due = rt.store.outbox_next_due(INBOX)
     if due is not None and due <= now:
-        kick(rt.store, "hub.normalize_events")
+        kick(rt.store, "hub.normalize_events", force=True)
     for lrs in rt.config.lrs:
         if not lrs.enabled:
             continue
         due = rt.store.outbox_next_due(lrs.name)
         if due is not None and due <= now:
-            kick(rt.store, "hub.deliver_statements", (lrs.name,))
+            kick(rt.store, "hub.deliver_statements", (lrs.name,), force=True)
     rt.metrics.record_outboxes(rt, now=now)
