@@ -14,7 +14,7 @@ from hub.runtime import HubRuntime
 from workers import state
 from workers.app import app
 from workers.celeryconfig import MAX_COUNTDOWN
-from workers.kicks import kick, kicked
+from workers.kicks import kick
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,6 @@ def deliver_statements(lrs: str) -> int:
         return 0
     if not cfg.enabled:
         return 0
-    kicked(rt.store, "hub.deliver_statements", (lrs,))
     # At most `max_in_flight` deliverers per LRS (a lock per slot): a slow LRS occupies at most
     # that many worker threads, so it never delays deliveries to the others. Two (the default)
     # keep an LRS busy: the next batch is leased and encoded while the LRS stores the current one.

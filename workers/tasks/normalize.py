@@ -12,7 +12,7 @@ from hub.pipeline import drain_inbox
 from workers import state
 from workers.app import app
 from workers.gate import DrainGate
-from workers.kicks import kick, kicked
+from workers.kicks import kick
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,6 @@ _gate = DrainGate(max(1, min(os.cpu_count() or 1, 2)))
 
 @app.task(name="hub.normalize_events")
 def normalize_events() -> int:
-    kicked(state.runtime().store, "hub.normalize_events")
     return _gate.run(_drain)
 
 
