@@ -28,7 +28,6 @@ import hashlib
 import hmac
 import importlib
 import json
-import os
 import secrets as secrets_module
 import uuid
 from collections.abc import Callable, Mapping
@@ -416,7 +415,11 @@ class TeamsStep(Step):
         sub = ctx.fake.state.get("graph_subscriptions", {}).get(resource)
         if sub is None:
             raise RuntimeError("no Graph subscription was created for the demo channel")
-        public_key, thumbprint = _certificate_key(sub["encryptionCertificate"])
+        from cryptography import x509
+
+        from hub.demo.graph import encrypt_resource
+
+        cert = x509.load_der_x509_certificate(base64.b64decode(sub["encryptionCertificate"]))
         out: list[Send] = []
         for entry in data["messages"]:
             message = entry["message"]
@@ -435,11 +438,9 @@ class TeamsStep(Step):
                     "@odata.type": "#Microsoft.Graph.chatMessage",
                     "@odata.id": path,
                 },
-                "encryptedContent": {
-                    **_graph_encrypt(public_key, _compact(message)),
-                    "encryptionCertificateId": sub["encryptionCertificateId"],
-                    "encryptionCertificateThumbprint": thumbprint,
-                },
+                "encryptedContent": encrypt_resource(
+                    cert, _compact(message), certificate_id=sub["encryptionCertificateId"]
+                ),
                 "tenantId": data["tenant_id"],
             }
             out.append(
@@ -455,67 +456,10 @@ class TeamsStep(Step):
 
 def _self_signed_certificate() -> tuple[str, str]:
     """A fresh RSA key and self-signed certificate for Graph's rich notifications (PEM)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
+    from hub.demo.graph import self_signed_certificate, to_pem
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lxhub demo notifications")])
     start = datetime(2025, 1, 1).astimezone()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + timedelta(days=3650))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return key_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def _certificate_key(certificate_b64: str) -> tuple[Any, str]:
-    """The RSA public key and SHA-1 thumbprint of the base64 DER certificate a subscription
-    carries (what Graph encrypts to)."""
-    from cryptography import x509
-
-    der = base64.b64decode(certificate_b64)
-    cert = x509.load_der_x509_certificate(der)
-    thumbprint = hashlib.sha1(der).hexdigest().upper()  # noqa: S324 (Graph's thumbprint format)
-    return cert.public_key(), thumbprint
-
-
-def _graph_encrypt(public_key: Any, plaintext: bytes) -> dict[str, str]:
-    """Encrypt a resource as Graph does: AES-256-CBC (IV = key[:16]) with a random key, the key
-    wrapped with RSA-OAEP-SHA1 for the subscription's certificate, HMAC-SHA256 signature."""
-    from cryptography.hazmat.primitives import hashes, padding
-    from cryptography.hazmat.primitives.asymmetric.padding import MGF1, OAEP
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-    symmetric = os.urandom(32)
-    padder = padding.PKCS7(128).padder()
-    padded = padder.update(plaintext) + padder.finalize()
-    encryptor = Cipher(algorithms.AES(symmetric), modes.CBC(symmetric[:16])).encryptor()
-    data = encryptor.update(padded) + encryptor.finalize()
-    wrapped = public_key.encrypt(
-        symmetric,
-        # Graph's choice (SHA-1 OAEP), not ours: the connector must accept what Graph sends.
-        OAEP(mgf=MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None),  # noqa: S303
-    )
-    return {
-        "data": base64.b64encode(data).decode(),
-        "dataSignature": base64.b64encode(
-            hmac.new(symmetric, data, hashlib.sha256).digest()
-        ).decode(),
-        "dataKey": base64.b64encode(wrapped).decode(),
-    }
+    return to_pem(*self_signed_certificate("lxhub demo notifications", not_before=start, days=3650))
 
 
 # -- 4. Slack --------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -42,13 +41,11 @@ import pytest
 import redis
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, padding, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.asymmetric.padding import MGF1, OAEP
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.x509.oid import NameOID
 from prometheus_client.parser import text_string_to_metric_families
 
+from hub.demo.graph import decrypt_resource, encrypt_resource, self_signed_certificate
 from hub.testing.lrs_servers import LrsServer, read_statements
 from tests.integration.hubproc import ROOT, Hub, wait_until, write_hub
 
@@ -187,59 +184,8 @@ class SlackWebApi:
 
 def certificate() -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     """The hub's notification certificate: a fresh RSA key and a self-signed certificate."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lxhub integration test")])
     start = datetime.now(UTC) - timedelta(days=1)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def graph_decrypt(key: rsa.RSAPrivateKey, content: dict[str, str]) -> bytes:
-    """Read a fixture's encryptedContent (with the fixture's test key)."""
-    symmetric = key.decrypt(
-        base64.b64decode(content["dataKey"]),
-        OAEP(mgf=MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None),  # noqa: S303
-    )
-    decryptor = Cipher(algorithms.AES(symmetric), modes.CBC(symmetric[:16])).decryptor()
-    padded = decryptor.update(base64.b64decode(content["data"])) + decryptor.finalize()
-    unpadder = padding.PKCS7(128).unpadder()
-    return unpadder.update(padded) + unpadder.finalize()
-
-
-def graph_encrypt(cert: x509.Certificate, plaintext: bytes) -> dict[str, str]:
-    """What Graph does (vendors.md 5.4): AES-256-CBC with a random key and IV = key[:16], the
-    key wrapped with RSA-OAEP-SHA1 for the subscription's certificate, HMAC-SHA256 over the
-    ciphertext; the certificate's id and SHA-1 thumbprint alongside."""
-    symmetric = os.urandom(32)
-    padder = padding.PKCS7(128).padder()
-    padded = padder.update(plaintext) + padder.finalize()
-    encryptor = Cipher(algorithms.AES(symmetric), modes.CBC(symmetric[:16])).encryptor()
-    data = encryptor.update(padded) + encryptor.finalize()
-    public_key = cert.public_key()
-    assert isinstance(public_key, rsa.RSAPublicKey)
-    wrapped = public_key.encrypt(
-        symmetric,
-        OAEP(mgf=MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None),  # noqa: S303
-    )
-    der = cert.public_bytes(serialization.Encoding.DER)
-    return {
-        "data": base64.b64encode(data).decode(),
-        "dataSignature": base64.b64encode(
-            hmac.new(symmetric, data, hashlib.sha256).digest()
-        ).decode(),
-        "dataKey": base64.b64encode(wrapped).decode(),
-        "encryptionCertificateId": TEAMS_CERTIFICATE_ID,
-        "encryptionCertificateThumbprint": hashlib.sha1(der).hexdigest().upper(),  # noqa: S324
-    }
+    return self_signed_certificate("lxhub integration test", not_before=start, days=30)
 
 
 def client_state(tenant: str, team: str, channel: str) -> str:
@@ -257,12 +203,14 @@ def teams_notification(cert: x509.Certificate) -> tuple[bytes, dict[str, str]]:
     )
     assert isinstance(fixture_key, rsa.RSAPrivateKey)
     for item in body["value"]:
-        message = json.loads(graph_decrypt(fixture_key, item["encryptedContent"]))
+        message = json.loads(decrypt_resource(fixture_key, item["encryptedContent"]))
         identity = message["channelIdentity"]
         item["clientState"] = client_state(
             item["tenantId"], identity["teamId"], identity["channelId"]
         )
-        item["encryptedContent"] = graph_encrypt(cert, compact(message))
+        item["encryptedContent"] = encrypt_resource(
+            cert, compact(message), certificate_id=TEAMS_CERTIFICATE_ID
+        )
     return compact(body), {"Content-Type": "application/json; charset=utf-8"}
 
 
