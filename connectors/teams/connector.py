@@ -51,6 +51,7 @@ from connectors.teams.models import (
     parse_resource,
 )
 from connectors.teams.settings import ChannelRef, LiveSession, TeamsSettings
+from connectors.teams.tokens import SigningKeys, TokenInvalid, check_validation_tokens
 from hub import (
     BadRequest,
     ConfigError,
@@ -150,6 +151,12 @@ class TeamsConnector(Connector[TeamsSettings], Webhook, Polling[TeamsCursor]):
             http=runtime.http, base_url=settings.graph_base_url, auth=self.auth, clock=runtime.clock
         )
         self._states = {ch.key: self._derive_client_state(ch) for ch in settings.channels}
+        self.signing_keys = SigningKeys(
+            settings.signing_keys_url,
+            http=runtime.http,
+            state=runtime.state,
+            clock=runtime.clock.now,
+        )
         self._keys: dict[str, rsa.RSAPrivateKey] = {}
         enc = settings.encryption
         if enc is not None:
@@ -244,11 +251,14 @@ class TeamsConnector(Connector[TeamsSettings], Webhook, Polling[TeamsCursor]):
                 return ch
         return None
 
-    def _items(self, request: WebhookRequest) -> list[Notification]:
+    def _batch(self, request: WebhookRequest) -> NotificationBatch:
         try:
-            batch = NotificationBatch.model_validate(load_json(request.body))
+            return NotificationBatch.model_validate(load_json(request.body))
         except (BadRequest, ValidationError):
-            return []
+            return NotificationBatch()
+
+    def _items(self, request: WebhookRequest) -> list[Notification]:
+        batch = self._batch(request)
         items: list[Notification] = []
         for raw in batch.value:
             try:
@@ -268,9 +278,24 @@ class TeamsConnector(Connector[TeamsSettings], Webhook, Polling[TeamsCursor]):
         return WebhookResponse(status=200, body=token.encode(), content_type=_TEXT)
 
     def verify(self, request: WebhookRequest) -> None:
-        if not any(self._channel_for(item) for item in self._items(request)):
+        items = [item for item in self._items(request) if self._channel_for(item)]
+        if not items:
             # 202: acknowledge and drop, so Graph does not retry a forged or stale delivery.
             raise InvalidSignature("no notification carries a valid clientState", status=202)
+        if self.settings.validate_tokens and any(item.encrypted_content for item in items):
+            # Resource data: Graph proves the batch is its own with validationTokens, checked
+            # before anything is decrypted. A failure is acknowledged and dropped (202), as
+            # vendors.md 5.4 says; key-set trouble on our side is a 5xx, so Graph retries.
+            try:
+                check_validation_tokens(
+                    self._batch(request).validation_tokens,
+                    keys=self.signing_keys,
+                    app_id=self.settings.client_id,
+                    tenant_id=self.settings.tenant_id,
+                    now=self.runtime.clock.now(),
+                )
+            except TokenInvalid as exc:
+                raise InvalidSignature(f"validationTokens: {exc.reason}", status=202) from None
 
     def parse(self, request: WebhookRequest) -> list[SourceEvent]:
         events: list[SourceEvent] = []

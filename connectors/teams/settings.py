@@ -122,6 +122,18 @@ class TeamsSettings(ConnectorSettings):
         description="certificate for rich (encrypted) notifications; without it, "
         "notifications trigger a delta resync instead",
     )
+    validate_tokens: bool = Field(
+        default=True,
+        description="check the validationTokens of rich notifications (vendors.md 5.4); turn off "
+        "only to debug, never in production: without it anyone who learns one clientState can "
+        "inject messages",
+    )
+    signing_keys_url: str = Field(
+        default="https://login.microsoftonline.com/common/discovery/v2.0/keys",
+        pattern=r"^https?://\S+$",
+        description="Entra ID's token-signing key set (JWKS) the validationTokens are checked "
+        "against (national clouds have their own)",
+    )
     subscription_lifetime_minutes: int = Field(
         default=4200, ge=60, le=4320, description="requested subscription lifetime"
     )

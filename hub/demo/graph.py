@@ -12,9 +12,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
 from datetime import datetime, timedelta
 
+import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, padding, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -23,12 +25,18 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.x509.oid import NameOID
 
 __all__ = [
+    "GRAPH_NOTIFICATION_PUBLISHER",
     "decrypt_resource",
     "encrypt_resource",
+    "key_set",
     "self_signed_certificate",
     "thumbprint",
     "to_pem",
+    "validation_token",
 ]
+
+GRAPH_NOTIFICATION_PUBLISHER = "0bf30f3b-4a52-48df-9a82-234910c4a086"
+"""The app id Entra ID issues Graph's notification validationTokens to (their `azp`)."""
 
 _OAEP_SHA1 = OAEP(mgf=MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)  # noqa: S303
 
@@ -106,3 +114,33 @@ def decrypt_resource(key: rsa.RSAPrivateKey, content: dict[str, str]) -> bytes:
     padded = decryptor.update(base64.b64decode(content["data"])) + decryptor.finalize()
     unpadder = padding.PKCS7(128).unpadder()
     return unpadder.update(padded) + unpadder.finalize()
+
+
+# --- Entra ID's side of validationTokens ----------------------------------------------------
+
+
+def validation_token(
+    key: rsa.RSAPrivateKey,
+    *,
+    kid: str,
+    app_id: str,
+    tenant_id: str,
+    not_before: datetime,
+    expires: datetime,
+) -> str:
+    """A `validationTokens` JWT as Entra ID issues it for Graph's notification publisher."""
+    claims = {
+        "aud": app_id,
+        "iss": f"https://sts.windows.net/{tenant_id}/",
+        "azp": GRAPH_NOTIFICATION_PUBLISHER,
+        "iat": int(not_before.timestamp()),
+        "nbf": int(not_before.timestamp()),
+        "exp": int(expires.timestamp()),
+    }
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
+
+
+def key_set(key: rsa.RSAPrivateKey, *, kid: str) -> dict[str, list[dict[str, str]]]:
+    """The JWKS Entra ID publishes for `key` (what the connector's `signing_keys_url` serves)."""
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    return {"keys": [{**jwk, "kid": kid, "use": "sig", "alg": "RS256"}]}

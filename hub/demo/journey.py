@@ -384,7 +384,18 @@ class TeamsStep(Step):
             answer = {k: v for k, v in body.items() if k != "clientState"}
             return FakeReply({**answer, "id": sub_id, "clientState": None}, status=201)
 
+        # Entra ID's token-signing key: the connector checks Graph's validationTokens with it.
+        from hub.demo.graph import key_set
+
+        signing_key = _rsa_key(state.setdefault("entra_signing_key", _new_rsa_key_pem()))
         return [
+            FakeRoute(
+                "GET",
+                _LOGIN,
+                r"/common/discovery/v2\.0/keys",
+                static(key_set(signing_key, kid=_ENTRA_KID)),
+                "Entra signing keys",
+            ),
             FakeRoute(
                 "GET",
                 _LOGIN,
@@ -417,7 +428,7 @@ class TeamsStep(Step):
             raise RuntimeError("no Graph subscription was created for the demo channel")
         from cryptography import x509
 
-        from hub.demo.graph import encrypt_resource
+        from hub.demo.graph import encrypt_resource, validation_token
 
         cert = x509.load_der_x509_certificate(base64.b64decode(sub["encryptionCertificate"]))
         out: list[Send] = []
@@ -443,15 +454,47 @@ class TeamsStep(Step):
                 ),
                 "tenantId": data["tenant_id"],
             }
+            at = _when(entry["sent_at"])
+            token = validation_token(
+                _rsa_key(ctx.fake.state["entra_signing_key"]),
+                kid=_ENTRA_KID,
+                app_id=data["client_id"],
+                tenant_id=data["tenant_id"],
+                not_before=at - timedelta(minutes=1),
+                expires=at + timedelta(hours=1),
+            )
             out.append(
                 Send(
                     label=f"Graph change notification ({'reply' if parent else 'new message'})",
-                    at=_when(entry["sent_at"]),
-                    body=_compact({"value": [item]}),
+                    at=at,
+                    body=_compact({"value": [item], "validationTokens": [token]}),
                     headers={"Content-Type": "application/json; charset=utf-8"},
                 )
             )
         return out
+
+
+_ENTRA_KID = "lxhub-demo-entra"
+
+
+def _new_rsa_key_pem() -> str:
+    # PEM text: the fake's state is saved as JSON between demo runs (a private file), and the
+    # key must survive a rerun, as the hub keeps the key set it fetched for a day.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def _rsa_key(pem: str) -> Any:
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.load_pem_private_key(pem.encode(), password=None)
 
 
 def _self_signed_certificate() -> tuple[str, str]:

@@ -122,11 +122,13 @@ def compact(body: Any) -> bytes:
 
 
 class SlackWebApi:
-    """``users.info`` on 127.0.0.1 in Slack's documented shape, for slack-sdk's WebClient."""
+    """``users.info`` on 127.0.0.1 in Slack's documented shape, for slack-sdk's WebClient; also
+    serves Entra ID's token-signing key set at `keys_url` (the Teams validationTokens)."""
 
     scopes = "channels:history,reactions:read,app_mentions:read,users:read,users:read.email"
 
     def __init__(self, token: str, users: dict[str, dict[str, Any]]) -> None:
+        self.key_fetches = 0
         self.calls: list[tuple[str, str | None, str | None]] = []  # (method, user, auth)
         api = self
 
@@ -160,6 +162,10 @@ class SlackWebApi:
                     self._reply({"ok": False, "error": "user_not_found"})
 
             def do_GET(self) -> None:
+                if urlsplit(self.path).path == "/entra/keys":
+                    api.key_fetches += 1
+                    self._reply(fixture("teams", "api", "signing-keys"))
+                    return
                 self._handle({})
 
             def do_POST(self) -> None:
@@ -173,6 +179,10 @@ class SlackWebApi:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/api/"
+
+    @property
+    def keys_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/entra/keys"
 
     def close(self) -> None:
         self.server.shutdown()
@@ -252,7 +262,7 @@ def slack_request(retry: int | None = None) -> tuple[bytes, dict[str, str]]:
 # -- the hub ---------------------------------------------------------------------------------
 
 
-def _instances(data_dir: Path, slack_api: str) -> list[dict[str, Any]]:
+def _instances(data_dir: Path, slack_api: str, keys_url: str) -> list[dict[str, Any]]:
     drop = data_dir / "csod-drop"
     drop.mkdir(parents=True)
     daily = {"interval": 86400}  # polling instances: no poll runs during the test
@@ -315,6 +325,7 @@ def _instances(data_dir: Path, slack_api: str) -> list[dict[str, Any]]:
                 "client_id": "11111111-2222-3333-4444-555555555555",
                 "client_secret": "${TEAMS_CLIENT_SECRET}",
                 "client_state_secret": "${TEAMS_CLIENT_STATE_SECRET}",
+                "signing_keys_url": keys_url,
                 "channels": [
                     {
                         "team_id": "fbe2bf47-16c8-47cf-b4a5-4b9b187c508b",
@@ -334,7 +345,9 @@ def _instances(data_dir: Path, slack_api: str) -> list[dict[str, Any]]:
     ]
 
 
-def configure(tmp: Path, lrs: LrsServer, slack_api: str) -> tuple[Hub, x509.Certificate]:
+def configure(
+    tmp: Path, lrs: LrsServer, slack_api: str, keys_url: str
+) -> tuple[Hub, x509.Certificate]:
     hub = write_hub(
         tmp,
         backend="sqlite",  # then pointed at this module's own Redis databases below
@@ -349,7 +362,7 @@ def configure(tmp: Path, lrs: LrsServer, slack_api: str) -> tuple[Hub, x509.Cert
                 "timeout": 10,
             }
         ],
-        connectors=_instances(tmp / "vendor", slack_api),
+        connectors=_instances(tmp / "vendor", slack_api, keys_url),
         env=ENV,
     )
     hub_yaml = hub.config_dir / "hub.yaml"
@@ -432,6 +445,7 @@ class Run:
     metrics: Samples = field(default_factory=dict)
     dead: list[Any] = field(default_factory=list)
     slack_calls: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    key_fetches: int = 0  # requests for Entra ID's signing keys (the Teams validationTokens)
 
 
 def post(hub: Hub, instance: str, request: tuple[bytes, dict[str, str]]) -> int:
@@ -452,7 +466,10 @@ def run(tmp_path_factory: pytest.TempPathFactory, learning_locker: LrsServer) ->
 
     slack_api = SlackWebApi(SLACK_BOT_TOKEN, SLACK_USERS)
     hub, cert = configure(
-        tmp_path_factory.mktemp("connectors"), learning_locker, slack_api.base_url
+        tmp_path_factory.mktemp("connectors"),
+        learning_locker,
+        slack_api.base_url,
+        slack_api.keys_url,
     )
     result = Run()
     try:
@@ -510,6 +527,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, learning_locker: LrsServer) ->
         result.metrics = scrape(hub)
         result.dead = dead_letters(hub)
         result.slack_calls = list(slack_api.calls)
+        result.key_fetches = slack_api.key_fetches
         yield result
     finally:
         hub.stop()
@@ -568,6 +586,9 @@ def test_issue5_slack_message_and_graph_notification_become_statements_once(run:
     (teams,) = run.delivered["msteams"]
     assert teams["actor"]["mbox"] == "mailto:robin.kline@contoso.example"
     assert "result" not in teams  # message text stays out unless the admin enables it
+    # Its validationTokens were checked against Entra ID's key set, fetched once by the
+    # receiver and then kept in the instance state for the repeated delivery.
+    assert run.key_fetches == 1
     assert metric(run.metrics, "lxhub_events_received_total", connector=SLACK) == 1
     assert metric(run.metrics, "lxhub_events_received_total", connector=TEAMS) == 1
 

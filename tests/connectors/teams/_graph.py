@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ ORGANIZER, MEETING = "16664f75-11dc-4870-bec6-38c1aaa81431", "MSpkYzE3Njc0Yy04MW
 GRAPH = "https://graph.microsoft.com/v1.0"
 LOGIN = f"https://login.microsoftonline.com/{TENANT}"
 NOW = datetime(2025, 7, 1, 12, 0, 0, tzinfo=UTC)
+# The key set the fixtures' validationTokens are signed with (make_fixtures.py). `build()` puts
+# it in the instance state as if fetched, so tests need no route for it unless they test fetching.
+SIGNING_KEYS: dict[str, Any] = json.loads((API / "signing-keys.json").read_text())
 
 SAMPLE_SETTINGS: dict[str, Any] = {
     "tenant_id": TENANT,
@@ -81,6 +85,7 @@ def build(
     *,
     state: MemoryState | None = None,
     clock: FrozenClock | None = None,
+    seed_signing_keys: bool = True,
     **overrides: Any,
 ) -> TeamsConnector:
     settings = TeamsSettings.model_validate({**SAMPLE_SETTINGS, **overrides})
@@ -93,4 +98,7 @@ def build(
         clock=clock or FrozenClock(NOW),
         state=state if state is not None else MemoryState(),
     )
-    return TeamsConnector(settings, runtime=runtime)
+    connector = TeamsConnector(settings, runtime=runtime)
+    if seed_signing_keys:
+        connector.signing_keys.remember(SIGNING_KEYS)
+    return connector

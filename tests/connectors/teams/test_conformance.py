@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import httpx
 
 from connectors.teams.connector import TeamsConnector
-from hub.connector import Connector
+from hub.connector import Connector, ConnectorRuntime
 from hub.events import SourceEvent, WebhookRequest
 from hub.testing import (
     ConnectorConformance,
@@ -32,6 +32,7 @@ from tests.connectors.teams._graph import (
     ORGANIZER,
     PEOPLE,
     SAMPLE_SETTINGS,
+    SIGNING_KEYS,
     TEAM1,
     TEAM2,
     delta_url,
@@ -52,7 +53,15 @@ class _TeamsKit(ConnectorConformance):
     people: ClassVar[dict[str, str]] = PEOPLE
     not_secret: ClassVar[dict[str, str]] = {
         "client_certificate_thumbprint": "a public hash of the certificate, not a secret",
+        "validate_tokens": "a switch",
+        "signing_keys_url": "the public URL of Entra ID's public keys",
     }
+
+    def build_connector(self, runtime: ConnectorRuntime) -> Connector[Any]:
+        connector = super().build_connector(runtime)
+        assert isinstance(connector, TeamsConnector)
+        connector.signing_keys.remember(SIGNING_KEYS)  # the fixtures' validationTokens key set
+        return connector
 
     def signed_request(self, body: bytes, *, at: datetime) -> WebhookRequest:
         """Graph signs nothing: authenticity is each item's clientState, inside the body."""
