@@ -27,8 +27,7 @@ import httpx
 import jwt
 from pydantic import BaseModel, Field, ValidationError
 
-from hub import TransientError
-from hub.connector import KeyValue
+from hub import KeyValue, TransientError
 
 logger = logging.getLogger(__name__)
 
