@@ -150,8 +150,12 @@ class Connector(abc.ABC, Generic[SettingsT]):
         """Fetch a person from the source's user API (I/O). Override where the API allows."""
         return None
 
-    def maintain(self) -> None:
-        """Periodic housekeeping (renew subscriptions or leases); runs every few minutes."""
+    def maintain(self) -> Sequence[SourceEvent] | None:
+        """Periodic housekeeping (renew subscriptions or leases); runs every few minutes.
+
+        May return events the upkeep found (e.g. a video session gone silent, to be terminated):
+        the hub appends them to the inbox, and they are normalized like received ones.
+        """
         return None
 
     def map(self, event: SourceEvent, ctx: MappingContext) -> MapResult:

@@ -372,6 +372,24 @@ def run_poll(
         store.release_lock(lock, owner=owner)
 
 
+def run_maintain(bound: BoundInstance, *, enqueuer: Enqueuer) -> int:
+    """Run an instance's upkeep and enqueue the events it returns; how many were enqueued.
+
+    Events that name another instance, or are not `SourceEvent`s, are a plugin bug: refused
+    with a `TypeError` naming the connector, before anything is enqueued.
+    """
+    events = list(bound.connector.maintain() or ())
+    mine = bound.instance_id
+    bad = [e for e in events if not isinstance(e, SourceEvent) or e.instance_id != mine]
+    if bad:
+        raise TypeError(
+            f"connector {bound.connector.name!r}: maintain() returned {len(bad)} event(s) that "
+            f"are not SourceEvents of instance {bound.instance_id!r}"
+        )
+    enqueuer.enqueue(events)
+    return len(events)
+
+
 @dataclass
 class DrainReport:
     leased: int = 0

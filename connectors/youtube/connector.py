@@ -26,6 +26,7 @@ import hmac
 import json
 import logging
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal, TypeVar
 
 import httpx
@@ -39,6 +40,7 @@ from connectors.youtube.models import (
     Learner,
     PlayerBatch,
     PlayerBatchPayload,
+    PlayerEvent,
     VideoMeta,
     WebSubDeleted,
     WebSubVideo,
@@ -87,6 +89,11 @@ logger = logging.getLogger(__name__)
 REPLAY_DELIVERIES = 4
 """Deliveries per session whose statements are kept for byte-identical re-mapping."""
 REGISTRATION_TTL = 400 * 86400
+IDLE_AFTER = timedelta(minutes=30)
+"""A session silent this long is terminated by the server (vendors.md 4.6: the tab died)."""
+IDLE_EVENT = "player.idle"
+"""Raw event `maintain()` produces for an idle session; mapped like the unload it stands for."""
+_OPEN_SESSIONS = "open-sessions"
 _WEBSUB_TYPES = frozenset({"application/atom+xml", "application/xml", "text/xml"})
 _PLAYER_TYPES = frozenset({None, "application/json", "text/plain"})
 _MAX_CHALLENGE = 4096
@@ -102,6 +109,10 @@ class _SessionRecord(BaseModel):
 
     state: SessionState
     replay: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    # For the idle sweep: who watched (the actor of a server-side `terminated`) and when the
+    # hub last heard from the session. Absent in records written before the sweep existed.
+    learner: Learner | None = None
+    last_seen_at: datetime | None = None
 
 
 class YouTubeConnector(Connector[YouTubeSettings], Webhook):
@@ -431,7 +442,17 @@ class YouTubeConnector(Connector[YouTubeSettings], Webhook):
             raise TransientError(f"WebSub {mode}: HTTP {response.status_code}")
         raise ConfigError(f"WebSub {mode}: HTTP {response.status_code} from the hub")
 
-    def maintain(self) -> None:
+    def maintain(self) -> list[SourceEvent]:
+        """Renew WebSub subscriptions; return an `IDLE_EVENT` for every session idle too long.
+
+        The sweep's events go through the normalizer like any other (the hub enqueues them), so
+        the server-side `terminated` is built, validated and delivered the usual way.
+        """
+        idle = self._idle_sessions()
+        self._maintain_websub()
+        return idle
+
+    def _maintain_websub(self) -> None:
         """Subscribe to configured channels, renew leases at 80 %, unsubscribe removed ones."""
         if self._websub_secret() is None:
             return
@@ -468,6 +489,76 @@ class YouTubeConnector(Connector[YouTubeSettings], Webhook):
         if failures:
             raise TransientError("; ".join(failures[:5]))
 
+    # -- the idle sweep ----------------------------------------------------------------------
+
+    def _open_sessions(self) -> set[str]:
+        raw = self.runtime.state.get(_OPEN_SESSIONS)
+        try:
+            found = json.loads(raw) if raw else []
+        except ValueError:
+            return set()
+        return {s for s in found if isinstance(s, str)} if isinstance(found, list) else set()
+
+    def _track(self, session_id: str, *, open_: bool) -> None:
+        # Read-modify-write without compare-and-set: two normalizers starting sessions at the
+        # same moment can lose one entry (that session is then not swept; its unload beacon still
+        # terminates it). A stale entry is harmless: the sweep finds it terminated and drops it.
+        sessions = self._open_sessions()
+        if (session_id in sessions) == open_:
+            return
+        sessions = sessions | {session_id} if open_ else sessions - {session_id}
+        self.runtime.state.set(
+            _OPEN_SESSIONS, json.dumps(sorted(sessions)),
+            ttl_seconds=self.settings.session_ttl_seconds,
+        )  # fmt: skip
+
+    def _idle_sessions(self) -> list[SourceEvent]:
+        now = self.runtime.clock.now()
+        events: list[SourceEvent] = []
+        for session_id in sorted(self._open_sessions()):
+            record = self._load_session(session_id)
+            if record is None or record.state.terminated or record.learner is None:
+                self._track(session_id, open_=False)  # expired, ended, or cannot be swept
+                continue
+            if record.last_seen_at is None or now - record.last_seen_at < IDLE_AFTER:
+                continue
+            events.append(
+                SourceEvent(
+                    instance_id=self.instance_id,
+                    event_type=IDLE_EVENT,
+                    payload={"session_id": session_id,
+                             "last_seen_at": record.last_seen_at.isoformat()},
+                    delivery_id=f"idle:{session_id}:{record.state.last_seq}",
+                    received_at=now,
+                    via="poll",
+                )  # fmt: skip
+            )
+        return events
+
+    def _map_idle(self, event: SourceEvent, ctx: MappingContext) -> list[Statement]:
+        session_id = event.payload.get("session_id") if isinstance(event.payload, dict) else None
+        if not isinstance(session_id, str):
+            raise MappingError(f"{IDLE_EVENT}: payload has no session_id")
+        record = self._load_session(session_id)
+        if record is None or record.state.terminated or record.learner is None:
+            self._track(session_id, open_=False)
+            return []
+        last_seen = record.last_seen_at
+        if last_seen is None or event.received_at - last_seen < IDLE_AFTER:
+            return []  # the session spoke again after the sweep saw it idle
+        state = record.state
+        # What an unload beacon would have said, from what the hub last heard: the position and
+        # client time of the last observation. Statement times are those, not the sweep's.
+        unload = PlayerEvent(
+            seq=state.last_seq + 1,
+            type="unload",
+            client_ts=state.anchor_wall or last_seen,
+            t=state.anchor_t,
+        )
+        batch = PlayerBatch(session_id=session_id, video_id=state.video_id, events=[unload])
+        return self._apply(record, batch, record.learner, ctx, received_at=last_seen,
+                           delivery_id=event.delivery_id)  # fmt: skip
+
     # -- mapping -----------------------------------------------------------------------------
 
     def map(self, event: SourceEvent, ctx: MappingContext) -> MapResult:
@@ -475,6 +566,8 @@ class YouTubeConnector(Connector[YouTubeSettings], Webhook):
             return self._map_batch(event, ctx)
         if event.event_type == VIDEO_EVENT:
             return self._map_upload(event, ctx)
+        if event.event_type == IDLE_EVENT:
+            return self._map_idle(event, ctx)
         if event.event_type == DELETED_EVENT:
             gone = _validate(WebSubDeleted, event)
             self.metadata.forget(gone.video_id)
@@ -514,6 +607,26 @@ class YouTubeConnector(Connector[YouTubeSettings], Webhook):
         replayed = record.replay.get(event.delivery_id or "")
         if replayed is not None:
             return [Statement.model_validate(s) for s in replayed]
+        fresh = record.last_seen_at is None
+        record.learner = learner
+        record.last_seen_at = max(record.last_seen_at or event.received_at, event.received_at)
+        statements = self._apply(record, batch, learner, ctx, received_at=event.received_at,
+                                 delivery_id=event.delivery_id)  # fmt: skip
+        if fresh and not record.state.terminated:
+            self._track(batch.session_id, open_=True)
+        return statements
+
+    def _apply(
+        self,
+        record: _SessionRecord,
+        batch: PlayerBatch,
+        learner: Learner,
+        ctx: MappingContext,
+        *,
+        received_at: datetime,
+        delivery_id: str | None,
+    ) -> list[Statement]:
+        """Advance the session by `batch`, build its statements, and save the session."""
         meta = self._video_meta(batch.video_id)
         meta_length: float | None = None
         if meta is not None:
@@ -525,7 +638,7 @@ class YouTubeConnector(Connector[YouTubeSettings], Webhook):
             interactions=self.settings.interactions,
             meta_length=meta_length,
         )
-        state, facts = advance(record.state, batch, params=params, received_at=event.received_at)
+        state, facts = advance(record.state, batch, params=params, received_at=received_at)
         registration = str(registration_id(ctx, sub=learner.sub, video_id=batch.video_id))
         total_wall = self._registration_wall(registration, state)
         statements = build_statements(
@@ -540,14 +653,16 @@ class YouTubeConnector(Connector[YouTubeSettings], Webhook):
             ),
         )
         record.state = state
-        if event.delivery_id:
-            record.replay[event.delivery_id] = [s.to_json() for s in statements]
+        if delivery_id:
+            record.replay[delivery_id] = [s.to_json() for s in statements]
             for old in list(record.replay)[:-REPLAY_DELIVERIES]:
                 del record.replay[old]
         self.runtime.state.set(
             f"session:{batch.session_id}", record.model_dump_json(),
             ttl_seconds=self.settings.session_ttl_seconds,
         )  # fmt: skip
+        if state.terminated:
+            self._track(batch.session_id, open_=False)
         return statements
 
     def _registration_wall(self, registration: str, state: SessionState) -> float:

@@ -17,7 +17,7 @@ from hub.errors import MappingError, TransientError
 from hub.events import PollResult, SourceEvent
 from hub.inbox import INBOX, StoreInbox
 from hub.mapping import EventPayload, MappingContext, StatementMapper
-from hub.pipeline import Destination, drain_inbox, normalize, run_poll
+from hub.pipeline import Destination, drain_inbox, normalize, run_maintain, run_poll
 from hub.queue import ListEnqueuer, QueueUnavailable
 from hub.store.sqlite import SqliteStore
 from hub.xapi import Activity, Agent, Statement
@@ -362,3 +362,37 @@ def test_run_poll_skips_when_another_poll_holds_the_lock(store, clock) -> None:
     report = run_poll(bound, store=store, enqueuer=ListEnqueuer(), clock=clock)
     assert report.skipped
     assert FakeConnector.api.calls == 0
+
+
+class Upkeep:
+    """A connector whose maintain() returns the events it was given."""
+
+    name = "upkeep"
+
+    def __init__(self, events: list[Any] | None) -> None:
+        self.events = events
+
+    def maintain(self) -> list[Any] | None:
+        return self.events
+
+
+def upkeep_event(instance: str, n: int) -> SourceEvent:
+    return SourceEvent(instance_id=instance, event_type="idle", payload={"n": n},
+                       delivery_id=f"idle:{n}", received_at=T0, via="poll")  # fmt: skip
+
+
+def test_run_maintain_enqueues_what_the_upkeep_found() -> None:
+    enq = ListEnqueuer()
+    found = [upkeep_event("yt", 1), upkeep_event("yt", 2)]
+    assert run_maintain(Bound("yt", Upkeep(found)), enqueuer=enq) == 2
+    assert enq.events == found
+    assert run_maintain(Bound("yt", Upkeep(None)), enqueuer=enq) == 0  # the usual upkeep
+    assert len(enq.events) == 2
+
+
+def test_run_maintain_refuses_events_of_another_instance_and_enqueues_none() -> None:
+    enq = ListEnqueuer()
+    found = [upkeep_event("yt", 1), upkeep_event("someone-else", 2)]
+    with pytest.raises(TypeError, match="'upkeep'.*not SourceEvents of instance 'yt'"):
+        run_maintain(Bound("yt", Upkeep(found)), enqueuer=enq)
+    assert enq.events == []

@@ -9,7 +9,7 @@ from typing import Any
 from hub import health
 from hub.backoff import full_jitter
 from hub.errors import ConfigError, PermanentError, RateLimited, TransientError
-from hub.pipeline import run_poll
+from hub.pipeline import run_maintain, run_poll
 from workers import state
 from workers.app import app
 from workers.celeryconfig import MAX_COUNTDOWN
@@ -78,7 +78,10 @@ def maintain() -> None:
         if not bound.enabled:
             continue
         try:
-            bound.connector.maintain()
+            found = run_maintain(bound, enqueuer=rt.inbox)
+            if found:
+                logger.info("maintenance of %s found %d event(s)", instance_id, found,
+                            extra={"instance": instance_id})  # fmt: skip
         except Exception as exc:  # one connector's upkeep must not stop the others'
             health.record_error(
                 rt.store,

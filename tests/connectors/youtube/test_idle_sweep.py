@@ -1,0 +1,113 @@
+"""The server sweep (vendors.md 4.6): a session silent for 30 minutes is terminated (preceded by
+a synthetic paused if it was playing), through an event `maintain()` returns and the normalizer
+maps like any other."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from _youtube_kit import Kit, result_ext, verbs, y5_body
+
+from connectors.youtube.connector import IDLE_EVENT, YouTubeConnector
+from hub.events import SourceEvent
+
+LAST_SEEN = datetime(2024, 5, 3, 14, 25, 3, 300000, tzinfo=UTC)  # Y5's seq 4 (playing at 320 s)
+
+
+def playing_body() -> dict[str, Any]:
+    """Y5 up to seq 4: the player is playing at 320 s, then the tab dies (no unload)."""
+    body = y5_body()
+    body["events"] = [e for e in body["events"] if e["seq"] <= 4]
+    return body
+
+
+def start(yt: Kit) -> YouTubeConnector:
+    # Received two seconds after its last event, as a tracker's periodic batch would be.
+    yt.clock.set(datetime(2024, 5, 3, 14, 25, 5, 300000, tzinfo=UTC))
+    conn = yt.connector(completion_threshold=0.9)
+    assert verbs(yt.send(conn, playing_body())) == ["initialized", "played", "seeked", "played"]
+    return conn
+
+
+def test_a_session_silent_for_30_minutes_is_paused_and_terminated(yt: Kit) -> None:
+    conn = start(yt)
+    yt.clock.advance(31 * 60)
+    (idle,) = conn.maintain()
+    assert idle.event_type == IDLE_EVENT
+    assert idle.instance_id == "test"
+    statements = yt.map(conn, [idle])
+    assert verbs(statements) == ["paused", "terminated"]
+    for statement in statements:
+        # Where and when the player was last observed, not when the sweep ran (the synthetic
+        # unload is judged like the last batch: a client clock off by more than the skew limit
+        # would give that batch's receipt time, flagged inferred).
+        assert result_ext(statement, "time") == 320.0
+        assert statement.timestamp == LAST_SEEN
+    assert result_ext(statements[1], "progress") == 0.315  # 300 of 951 s watched
+    # Swept once: the session is closed now.
+    yt.clock.advance(10 * 60)
+    assert conn.maintain() == []
+
+
+def test_a_session_heard_from_recently_is_not_swept(yt: Kit) -> None:
+    conn = start(yt)
+    yt.clock.advance(20 * 60)
+    assert conn.maintain() == []
+
+
+def test_a_session_ended_by_its_unload_beacon_is_not_swept(yt: Kit) -> None:
+    conn = yt.connector(completion_threshold=0.9)
+    assert verbs(yt.send(conn, y5_body()))[-1] == "terminated"
+    yt.clock.advance(60 * 60)
+    assert conn.maintain() == []
+
+
+def test_activity_after_the_sweep_looked_cancels_it(yt: Kit) -> None:
+    conn = start(yt)
+    yt.clock.advance(31 * 60)
+    (idle,) = conn.maintain()
+    # The learner comes back before the normalizer maps the sweep's event.
+    body = playing_body()
+    body["events"] = [{"seq": 5, "type": "heartbeat", "client_ts": "2024-05-03T15:06:00Z",
+                       "t": 340.0, "rate": 1}]  # fmt: skip
+    body["sent_at"] = "2024-05-03T15:06:41Z"
+    yt.send(conn, body)
+    assert yt.map(conn, [idle]) == []
+
+
+def test_the_same_sweep_event_twice_terminates_once(yt: Kit) -> None:
+    conn = start(yt)
+    yt.clock.advance(31 * 60)
+    (idle,) = conn.maintain()
+    assert verbs(yt.map(conn, [idle])) == ["paused", "terminated"]
+    assert yt.map(conn, [idle]) == []
+
+
+def test_swept_terminated_has_the_id_an_unload_would_have(yt: Kit) -> None:
+    # Deterministic ids: were the beacon to arrive after all, the LRS sees the same statement
+    # id (and the session ignores anything after terminated).
+    conn = start(yt)
+    yt.clock.advance(31 * 60)
+    swept = yt.map(conn, conn.maintain())[-1]
+    other = Kit()
+    beacon = other.connector(completion_threshold=0.9)
+    body = playing_body()
+    body["events"].append({"seq": 5, "type": "unload", "client_ts": "2024-05-03T14:25:04Z",
+                           "t": 320.0})  # fmt: skip
+    unloaded = other.send(beacon, body)[-1]
+    assert verbs([unloaded, swept]) == ["terminated", "terminated"]
+    assert unloaded.id == swept.id
+
+
+def test_a_sweep_event_for_an_unknown_session_maps_to_nothing(yt: Kit) -> None:
+    conn = yt.connector()
+    event = SourceEvent(
+        instance_id="test",
+        event_type=IDLE_EVENT,
+        payload={"session_id": "0f0e0d0c-0000-4000-8000-000000000000"},
+        delivery_id="idle:x",
+        received_at=yt.clock.now(),
+        via="poll",
+    )
+    assert yt.map(conn, [event]) == []
