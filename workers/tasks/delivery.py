@@ -92,8 +92,9 @@ def deliver_statements(lrs: str) -> int:
     return delivered
 
 
-def _due(rt: HubRuntime, lrs: str) -> bool:
-    due = rt.store.outbox_next_due(lrs)
+def _due(rt: HubRuntime, outbox: str) -> bool:
+    """Something in `outbox` (an LRS's, or the inbox) can be taken now."""
+    due = rt.store.outbox_next_due(outbox)
     return due is not None and due <= rt.clock.now()
 
 
@@ -101,14 +102,9 @@ def _due(rt: HubRuntime, lrs: str) -> bool:
 def flush() -> None:
     """Kick whatever has due work: the normalizer for the inbox, a deliverer per LRS."""
     rt = state.runtime()
-    now = rt.clock.now()
-    due = rt.store.outbox_next_due(INBOX)
-    if due is not None and due <= now:
+    if _due(rt, INBOX):
         kick(rt.store, "hub.normalize_events", force=True)
     for lrs in rt.config.lrs:
-        if not lrs.enabled:
-            continue
-        due = rt.store.outbox_next_due(lrs.name)
-        if due is not None and due <= now:
+        if lrs.enabled and _due(rt, lrs.name):
             kick(rt.store, "hub.deliver_statements", (lrs.name,), force=True)
-    rt.metrics.record_outboxes(rt, now=now)
+    rt.metrics.record_outboxes(rt, now=rt.clock.now())
