@@ -258,7 +258,10 @@ class TeamsConnector(Connector[TeamsSettings], Webhook, Polling[TeamsCursor]):
             return NotificationBatch()
 
     def _items(self, request: WebhookRequest) -> list[Notification]:
-        batch = self._batch(request)
+        return self._notifications(self._batch(request))
+
+    @staticmethod
+    def _notifications(batch: NotificationBatch) -> list[Notification]:
         items: list[Notification] = []
         for raw in batch.value:
             try:
@@ -278,7 +281,8 @@ class TeamsConnector(Connector[TeamsSettings], Webhook, Polling[TeamsCursor]):
         return WebhookResponse(status=200, body=token.encode(), content_type=_TEXT)
 
     def verify(self, request: WebhookRequest) -> None:
-        items = [item for item in self._items(request) if self._channel_for(item)]
+        batch = self._batch(request)
+        items = [item for item in self._notifications(batch) if self._channel_for(item)]
         if not items:
             # 202: acknowledge and drop, so Graph does not retry a forged or stale delivery.
             raise InvalidSignature("no notification carries a valid clientState", status=202)
@@ -288,7 +292,7 @@ class TeamsConnector(Connector[TeamsSettings], Webhook, Polling[TeamsCursor]):
             # vendors.md 5.4 says; key-set trouble on our side is a 5xx, so Graph retries.
             try:
                 check_validation_tokens(
-                    self._batch(request).validation_tokens,
+                    batch.validation_tokens,
                     keys=self.signing_keys,
                     app_id=self.settings.client_id,
                     tenant_id=self.settings.tenant_id,

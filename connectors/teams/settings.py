@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from connectors.teams.tokens import SIGNING_KEYS_URL
 from hub import ConnectorSettings
 
 __all__ = [
@@ -129,7 +130,7 @@ class TeamsSettings(ConnectorSettings):
         "inject messages",
     )
     signing_keys_url: str = Field(
-        default="https://login.microsoftonline.com/common/discovery/v2.0/keys",
+        default=SIGNING_KEYS_URL,
         pattern=r"^https?://\S+$",
         description="Entra ID's token-signing key set (JWKS) the validationTokens are checked "
         "against (national clouds have their own)",

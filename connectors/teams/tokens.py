@@ -18,7 +18,6 @@ flood of forged key ids cannot turn the receiver into a load generator).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,8 +27,6 @@ import jwt
 from pydantic import BaseModel, Field, ValidationError
 
 from hub import KeyValue, TransientError
-
-logger = logging.getLogger(__name__)
 
 __all__ = [
     "GRAPH_NOTIFICATION_PUBLISHER",
@@ -101,10 +98,7 @@ class SigningKeys:
             ) from None
         if not isinstance(keys, list):
             raise TransientError(f"no key list at {self.url}")
-        self.remember({"keys": keys})
-        fresh = self._cached()
-        assert fresh is not None  # noqa: S101 - just stored
-        return fresh
+        return self._store(keys)
 
     def remember(self, jwks: dict[str, Any]) -> None:
         """Keep `jwks` (``{"keys": [...]}``) as if just fetched: for air-gapped setups that
@@ -112,8 +106,12 @@ class SigningKeys:
         keys = jwks.get("keys")
         if not isinstance(keys, list):
             raise ValueError("a JWKS is an object with a 'keys' list")
+        self._store(keys)
+
+    def _store(self, keys: list[Any]) -> _KeySet:
         fresh = _KeySet(fetched_at=self._clock(), keys=[k for k in keys if isinstance(k, dict)])
         self._state.set(_STATE_KEY, fresh.model_dump_json())
+        return fresh
 
     def key(self, kid: str) -> Any:
         """The public key with id `kid`; `TokenInvalid` if the key set does not have it."""
