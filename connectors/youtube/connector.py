@@ -27,7 +27,7 @@ import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, NamedTuple, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -113,6 +113,14 @@ class _SessionRecord(BaseModel):
     # hub last heard from the session. Absent in records written before the sweep existed.
     learner: Learner | None = None
     last_seen_at: datetime | None = None
+
+
+class _Idle(NamedTuple):
+    """An open session the sweep may terminate, with what the sweep needs of its record."""
+
+    record: _SessionRecord
+    learner: Learner
+    last_seen: datetime
 
 
 class YouTubeConnector(Connector[YouTubeSettings], Webhook):
@@ -512,23 +520,31 @@ class YouTubeConnector(Connector[YouTubeSettings], Webhook):
             ttl_seconds=self.settings.session_ttl_seconds,
         )  # fmt: skip
 
+    def _idle_record(self, session_id: str, at: datetime) -> _Idle | None:
+        """The session if it is still open and was silent for `IDLE_AFTER` at `at`. A session
+        that expired, ended, or cannot be swept (no learner) leaves the list."""
+        record = self._load_session(session_id)
+        if record is None or record.state.terminated or record.learner is None:
+            self._track(session_id, open_=False)
+            return None
+        if record.last_seen_at is None or at - record.last_seen_at < IDLE_AFTER:
+            return None
+        return _Idle(record, record.learner, record.last_seen_at)
+
     def _idle_sessions(self) -> list[SourceEvent]:
         now = self.runtime.clock.now()
         events: list[SourceEvent] = []
         for session_id in sorted(self._open_sessions()):
-            record = self._load_session(session_id)
-            if record is None or record.state.terminated or record.learner is None:
-                self._track(session_id, open_=False)  # expired, ended, or cannot be swept
-                continue
-            if record.last_seen_at is None or now - record.last_seen_at < IDLE_AFTER:
+            idle = self._idle_record(session_id, now)
+            if idle is None:
                 continue
             events.append(
                 SourceEvent(
                     instance_id=self.instance_id,
                     event_type=IDLE_EVENT,
                     payload={"session_id": session_id,
-                             "last_seen_at": record.last_seen_at.isoformat()},
-                    delivery_id=f"idle:{session_id}:{record.state.last_seq}",
+                             "last_seen_at": idle.last_seen.isoformat()},
+                    delivery_id=f"idle:{session_id}:{idle.record.state.last_seq}",
                     received_at=now,
                     via="poll",
                 )  # fmt: skip
@@ -539,13 +555,11 @@ class YouTubeConnector(Connector[YouTubeSettings], Webhook):
         session_id = event.payload.get("session_id") if isinstance(event.payload, dict) else None
         if not isinstance(session_id, str):
             raise MappingError(f"{IDLE_EVENT}: payload has no session_id")
-        record = self._load_session(session_id)
-        if record is None or record.state.terminated or record.learner is None:
-            self._track(session_id, open_=False)
+        # None also when the session spoke again after the sweep saw it idle.
+        idle = self._idle_record(session_id, event.received_at)
+        if idle is None:
             return []
-        last_seen = record.last_seen_at
-        if last_seen is None or event.received_at - last_seen < IDLE_AFTER:
-            return []  # the session spoke again after the sweep saw it idle
+        record, last_seen = idle.record, idle.last_seen
         state = record.state
         # What an unload beacon would have said, from what the hub last heard: the position and
         # client time of the last observation. Statement times are those, not the sweep's.
@@ -556,7 +570,7 @@ class YouTubeConnector(Connector[YouTubeSettings], Webhook):
             t=state.anchor_t,
         )
         batch = PlayerBatch(session_id=session_id, video_id=state.video_id, events=[unload])
-        return self._apply(record, batch, record.learner, ctx, received_at=last_seen,
+        return self._apply(record, batch, idle.learner, ctx, received_at=last_seen,
                            delivery_id=event.delivery_id)  # fmt: skip
 
     # -- mapping -----------------------------------------------------------------------------
