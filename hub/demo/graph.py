@@ -29,6 +29,8 @@ __all__ = [
     "decrypt_resource",
     "encrypt_resource",
     "key_set",
+    "new_rsa_key",
+    "private_key_pem",
     "self_signed_certificate",
     "thumbprint",
     "to_pem",
@@ -41,11 +43,25 @@ GRAPH_NOTIFICATION_PUBLISHER = "0bf30f3b-4a52-48df-9a82-234910c4a086"
 _OAEP_SHA1 = OAEP(mgf=MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)  # noqa: S303
 
 
+def new_rsa_key() -> rsa.RSAPrivateKey:
+    """A fresh 2048-bit RSA key."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def private_key_pem(key: rsa.RSAPrivateKey) -> str:
+    """The key as unencrypted PKCS#8 PEM text."""
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
 def self_signed_certificate(
     common_name: str, *, not_before: datetime, days: int, serial: int | None = None
 ) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     """A fresh 2048-bit RSA key and a self-signed certificate for it (what an admin uploads)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key = new_rsa_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     cert = (
         x509.CertificateBuilder()
@@ -62,12 +78,7 @@ def self_signed_certificate(
 
 def to_pem(key: rsa.RSAPrivateKey, cert: x509.Certificate) -> tuple[str, str]:
     """(PKCS#8 private key, certificate) as PEM text."""
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return key_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
+    return private_key_pem(key), cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def thumbprint(cert: x509.Certificate) -> str:

@@ -387,7 +387,7 @@ class TeamsStep(Step):
         # Entra ID's token-signing key: the connector checks Graph's validationTokens with it.
         from hub.demo.graph import key_set
 
-        signing_key = _rsa_key(state.setdefault("entra_signing_key", _new_rsa_key_pem()))
+        signing_key = _entra_signing_key(state)
         return [
             FakeRoute(
                 "GET",
@@ -431,6 +431,7 @@ class TeamsStep(Step):
         from hub.demo.graph import encrypt_resource, validation_token
 
         cert = x509.load_der_x509_certificate(base64.b64decode(sub["encryptionCertificate"]))
+        signing_key = _entra_signing_key(ctx.fake.state)
         out: list[Send] = []
         for entry in data["messages"]:
             message = entry["message"]
@@ -456,7 +457,7 @@ class TeamsStep(Step):
             }
             at = _when(entry["sent_at"])
             token = validation_token(
-                _rsa_key(ctx.fake.state["entra_signing_key"]),
+                signing_key,
                 kid=_ENTRA_KID,
                 app_id=data["client_id"],
                 tenant_id=data["tenant_id"],
@@ -477,23 +478,17 @@ class TeamsStep(Step):
 _ENTRA_KID = "lxhub-demo-entra"
 
 
-def _new_rsa_key_pem() -> str:
-    # PEM text: the fake's state is saved as JSON between demo runs (a private file), and the
-    # key must survive a rerun, as the hub keeps the key set it fetched for a day.
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-
-
-def _rsa_key(pem: str) -> Any:
+def _entra_signing_key(state: dict[str, Any]) -> Any:
+    """The fake Entra ID's token-signing key, made on first use. Kept as PEM text in the fake's
+    state, which is saved as JSON between demo runs (a private file): the key must survive a
+    rerun, as the hub keeps the key set it fetched for a day."""
     from cryptography.hazmat.primitives import serialization
 
+    from hub.demo.graph import new_rsa_key, private_key_pem
+
+    if "entra_signing_key" not in state:
+        state["entra_signing_key"] = private_key_pem(new_rsa_key())
+    pem: str = state["entra_signing_key"]
     return serialization.load_pem_private_key(pem.encode(), password=None)
 
 
