@@ -9,9 +9,12 @@ an LRS answers 409 and the hub fetches the stored statement to compare.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from hub.xapi.models import Statement
 from hub.xapi.timefmt import format_duration, parse_duration, parse_timestamp
@@ -47,10 +50,39 @@ def _canonicalise_durations(node: dict[str, Any]) -> None:
 
 
 def canonical_json(data: Mapping[str, Any]) -> bytes:
-    """Deterministic JSON: sorted keys, compact separators, UTF-8, no NaN."""
+    """Deterministic JSON: sorted keys, compact separators, UTF-8, no NaN.
+
+    orjson writes what ``json.dumps(sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False)`` writes, in C and about ten times faster (it was a tenth of a
+    worker's CPU per statement), except for the spelling of exponents (``1e-7`` for ``1e-07``),
+    which is the same JSON number. What orjson refuses or would write differently goes through
+    the standard library instead: integers beyond 64 bits and non-string keys (it raises), and
+    NaN or infinities (it would write ``null``; the standard library raises ValueError, as
+    this function always has).
+    """
+    try:
+        out = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONEncodeError, TypeError):
+        return _stdlib_json(data)
+    if b"null" in out and _has_non_finite(data):
+        return _stdlib_json(data)
+    return out
+
+
+def _stdlib_json(data: Any) -> bytes:
     return json.dumps(
         data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_non_finite(item) for item in value)
+    return False
 
 
 def canonical_bytes(

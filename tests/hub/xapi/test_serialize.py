@@ -27,6 +27,7 @@ from hub.xapi import (
     StatementInvalid,
     Verbs,
     canonical_bytes,
+    canonical_json,
     statement_differences,
     statement_from_bytes,
     statements_equivalent,
@@ -130,6 +131,33 @@ def test_utf8_not_ascii_escaped_and_compact() -> None:
     assert b"\\u" not in body
     assert b", " not in body
     assert b": " not in body
+
+
+def _stdlib_canonical(data: Any) -> bytes:
+    return json.dumps(
+        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"b": 1, "a": [1, 2.5, -0.0, 1e16, "é\u2028\x00\x1f\"\\/"], "c": None},
+        {"z": {"y": True, "x": False}, "é": "last", "Z": "before lower case"},
+        {"big": 2**70},  # beyond orjson's 64 bits: the standard library writes it
+        {10: "a", 2: "b"},  # non-string keys: as json.dumps writes (and orders) them
+        {"a": {"b": [None, {"c": 1}]}},  # a real null is not mistaken for NaN
+    ],
+)
+def test_canonical_json_writes_what_the_standard_library_writes(data: dict[Any, Any]) -> None:
+    assert canonical_json(data) == _stdlib_canonical(data)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_canonical_json_refuses_non_finite_numbers(bad: float) -> None:
+    # orjson alone would write null here; the statement would silently change.
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        canonical_json({"result": {"score": {"raw": [1, bad]}}})
 
 
 def test_version_field_omitted() -> None:
