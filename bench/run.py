@@ -503,13 +503,25 @@ class HubOptions:
     def workers(self) -> list[tuple[str, list[str]]]:
         """(role, `lxhub worker` arguments) of each worker process this topology starts."""
         if self.topology == "threads":  # what `lxhub up` and docker-compose run
-            return [("worker", ["--pool", "threads", "-c", str(self.threads)])]
+            # `--workers N`: N such processes, as `docker compose up --scale worker=N` runs.
+            args = ["--pool", "threads", "-c", str(self.threads)]
+            return [(worker_role(i), args) for i in range(self.processes)]
         if self.topology == "split":  # prefork normalizers + a threaded deliverer
             return [("worker", ["-Q", "poll,ingest", "-c", str(self.concurrency)]),
                     ("deliverer", ["-Q", "deliver", "--pool", "threads", "-c", "4"])]
         return [("worker", ["-c", str(self.concurrency)])]  # prefork, every queue
 
     threads: int = 8
+    processes: int = 1
+
+
+def worker_role(index: int) -> str:
+    """Role name of the `index`-th threaded worker process ("worker", "worker-2", ...)."""
+    return "worker" if index == 0 else f"worker-{index + 1}"
+
+
+def is_worker_role(role: str) -> bool:
+    return role == "worker" or role.startswith("worker-")
 
 
 class Hub:
@@ -590,7 +602,7 @@ class Hub:
             return False
 
     def stop(self) -> None:
-        for role in ("beat", "serve", "worker", "deliverer"):
+        for role in ("beat", "serve", *[r for r in self.procs if r not in ("beat", "serve")]):
             proc = self.procs.pop(role, None)
             if proc is not None:
                 proc.stop()
@@ -938,6 +950,9 @@ def run_phase(name: str, *, hub: Hub, arrivals: Arrivals, sampler: Sampler, mode
     rate_out = len(got) / e2e if e2e else None
     p = {q: pct(sent.latency, q) for q in (50, 99, 100)}
     cpu = {k: round(cpu1[k] - cpu0.get(k, 0.0), 2) for k in cpu1}
+    workers = [k for k in cpu if is_worker_role(k) and k != "worker"]
+    if workers:  # several worker processes: their CPU counts as the worker's
+        cpu["worker"] = round(cpu.get("worker", 0.0) + sum(cpu.pop(k) for k in workers), 2)
     ours = sum(v for k, v in cpu.items() if k != "machine")
     wall = max(time.time() - sent.first, 1e-6)
     others = max(cpu.get("machine", 0.0) - ours, 0.0) / (wall * (os.cpu_count() or 1))
@@ -1169,8 +1184,10 @@ def evaluate(results: dict[str, Any]) -> dict[str, tuple[float | None, bool | No
     put("latency_p95", fixed.get("latency_p95_s"), "null-fixed")
     # Worker + deliverer together (sum of their peaks: an upper bound), so splitting the
     # delivery queue into its own process cannot make the figure look smaller than it is.
+    # With several worker processes (`--workers`), each is its own container: the largest.
     rss = max(
-        (p["peak_rss_mb"].get("worker", 0.0) + p["peak_rss_mb"].get("deliverer", 0.0)
+        (max(v for k, v in p["peak_rss_mb"].items() if is_worker_role(k))
+         + p["peak_rss_mb"].get("deliverer", 0.0)
          for p in results["phases"]),
         default=None,
     )
@@ -1302,6 +1319,9 @@ def main() -> int:
         "worker (-c) for every queue",
     )
     parser.add_argument("--threads", type=int, default=8, help="threads of a threaded worker")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="threaded worker processes (topology threads), like "
+                        "`docker compose up --scale worker=N`")  # fmt: skip
     parser.add_argument("--log-level", default="INFO", help="hub log level")
     parser.add_argument("--skip-ll", action="store_true", help="null LRS only")
     parser.add_argument("--no-write", action="store_true", help="do not append to RESULTS.md")
@@ -1334,7 +1354,8 @@ def main() -> int:
     prof = QUICK if args.quick else FULL
     QUIET_WAIT = prof.quiet_wait
     opts = HubOptions(concurrency=args.concurrency, log_level=args.log_level.upper(),
-                      topology=args.topology, threads=args.threads)  # fmt: skip
+                      topology=args.topology, threads=args.threads,
+                      processes=args.workers)  # fmt: skip
     command = " ".join([".venv/bin/python", "bench/run.py", *sys.argv[1:]])
     started = time.monotonic()
     cli, cli_name = launcher()
