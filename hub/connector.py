@@ -81,6 +81,13 @@ class KeyValue(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def compare_and_set(
+        self, key: str, expected: str | None, value: str, *, ttl_seconds: float | None = None
+    ) -> bool:
+        """Set `value` only if `key` still holds `expected` (None: absent), atomically; False
+        when another worker changed it first: read again, re-apply the change, try again."""
+        ...
+
 
 class _NoState:
     def get(self, key: str) -> str | None:
@@ -91,6 +98,11 @@ class _NoState:
 
     def delete(self, key: str) -> None:
         return None
+
+    def compare_and_set(
+        self, key: str, expected: str | None, value: str, *, ttl_seconds: float | None = None
+    ) -> bool:
+        raise RuntimeError("this connector runtime has no state store")
 
 
 @dataclass(frozen=True)

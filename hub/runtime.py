@@ -60,6 +60,13 @@ class StoreState:
     def delete(self, key: str) -> None:
         self._store.kv_delete(self._ns, key)
 
+    def compare_and_set(
+        self, key: str, expected: str | None, value: str, *, ttl_seconds: float | None = None
+    ) -> bool:
+        return self._store.kv_compare_and_set(
+            self._ns, key, expected=expected, value=value, ttl_seconds=ttl_seconds
+        )
+
 
 @dataclass(frozen=True)
 class BoundConnector:

@@ -94,6 +94,7 @@ IDLE_AFTER = timedelta(minutes=30)
 IDLE_EVENT = "player.idle"
 """Raw event `maintain()` produces for an idle session; mapped like the unload it stands for."""
 _OPEN_SESSIONS = "open-sessions"
+_TRACK_ATTEMPTS = 50
 _WEBSUB_TYPES = frozenset({"application/atom+xml", "application/xml", "text/xml"})
 _PLAYER_TYPES = frozenset({None, "application/json", "text/plain"})
 _MAX_CHALLENGE = 4096
@@ -500,25 +501,27 @@ class YouTubeConnector(Connector[YouTubeSettings], Webhook):
     # -- the idle sweep ----------------------------------------------------------------------
 
     def _open_sessions(self) -> set[str]:
-        raw = self.runtime.state.get(_OPEN_SESSIONS)
-        try:
-            found = json.loads(raw) if raw else []
-        except ValueError:
-            return set()
-        return {s for s in found if isinstance(s, str)} if isinstance(found, list) else set()
+        return _session_set(self.runtime.state.get(_OPEN_SESSIONS))
 
     def _track(self, session_id: str, *, open_: bool) -> None:
-        # Read-modify-write without compare-and-set: two normalizers starting sessions at the
-        # same moment can lose one entry (that session is then not swept; its unload beacon still
-        # terminates it). A stale entry is harmless: the sweep finds it terminated and drops it.
-        sessions = self._open_sessions()
-        if (session_id in sessions) == open_:
-            return
-        sessions = sessions | {session_id} if open_ else sessions - {session_id}
-        self.runtime.state.set(
-            _OPEN_SESSIONS, json.dumps(sorted(sessions)),
-            ttl_seconds=self.settings.session_ttl_seconds,
-        )  # fmt: skip
+        # Compare-and-set, retried: normalizers on several workers open and close sessions at
+        # the same moment, and a plain read-modify-write would let one drop the other's entry
+        # (a session the sweep then never finds). A stale entry is harmless: the sweep finds
+        # the session terminated or expired and drops it.
+        state = self.runtime.state
+        for _ in range(_TRACK_ATTEMPTS):
+            raw = state.get(_OPEN_SESSIONS)
+            sessions = _session_set(raw)
+            if (session_id in sessions) == open_:
+                return
+            sessions = sessions | {session_id} if open_ else sessions - {session_id}
+            if state.compare_and_set(
+                _OPEN_SESSIONS, raw, json.dumps(sorted(sessions)),
+                ttl_seconds=self.settings.session_ttl_seconds,
+            ):  # fmt: skip
+                return
+        # Only under extreme contention; the batch is retried rather than the entry lost.
+        raise TransientError(f"the open-session index kept changing ({_TRACK_ATTEMPTS} tries)")
 
     def _idle_record(self, session_id: str, at: datetime) -> _Idle | None:
         """The session if it is still open and was silent for `IDLE_AFTER` at `at`. A session
@@ -744,3 +747,12 @@ def _positive_int(text: str | None) -> int | None:
     except ValueError:
         return None
     return value if value is not None and value > 0 else None
+
+
+def _session_set(raw: str | None) -> set[str]:
+    """The open-session index as stored (a JSON list of ids); unreadable counts as empty."""
+    try:
+        found = json.loads(raw) if raw else []
+    except ValueError:
+        return set()
+    return {s for s in found if isinstance(s, str)} if isinstance(found, list) else set()

@@ -152,6 +152,23 @@ class Store(Protocol):
 
     def kv_delete(self, namespace: str, key: str) -> None: ...
 
+    def kv_compare_and_set(
+        self,
+        namespace: str,
+        key: str,
+        *,
+        expected: str | None,
+        value: str,
+        ttl_seconds: float | None = None,
+    ) -> bool:
+        """Set `value` only if the key still holds `expected` (None: absent or expired), in one
+        atomic step; False when another writer changed it first (read again and retry).
+
+        For read-modify-write state that several workers update at once (a connector's index of
+        open sessions): a plain get-then-set would let one writer's change overwrite another's.
+        """
+        ...
+
     def kv_items(self, namespace: str) -> list[tuple[str, str]]:
         """All live keys of a namespace (status page, quarantine)."""
         ...

@@ -150,6 +150,22 @@ end
 return 0
 """
 
+# KEYS: kv key.  ARGV: has_expected (1/0), expected, value, ttl_ms (0: none).
+_KV_CAS = """
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if current ~= ARGV[2] then return 0 end
+elseif current then
+  return 0
+end
+if tonumber(ARGV[4]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+else
+  redis.call('SET', KEYS[1], ARGV[3])
+end
+return 1
+"""
+
 # KEYS: lock.  ARGV: owner, ttl_ms.
 _REFRESH_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -312,6 +328,7 @@ class RedisStore:
         self._release = client.register_script(_RELEASE)
         self._refresh_lock = client.register_script(_REFRESH_LOCK)
         self._release_lock = client.register_script(_RELEASE_LOCK)
+        self._kv_cas = client.register_script(_KV_CAS)
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "hub") -> RedisStore:
@@ -382,6 +399,19 @@ class RedisStore:
 
     def kv_delete(self, namespace: str, key: str) -> None:
         self._r.delete(self.keys.kv(namespace, key))
+
+    def kv_compare_and_set(
+        self,
+        namespace: str,
+        key: str,
+        *,
+        expected: str | None,
+        value: str,
+        ttl_seconds: float | None = None,
+    ) -> bool:
+        px = 0 if ttl_seconds is None else _ttl_us(ttl_seconds)
+        args: list[str | int] = [int(expected is not None), expected or "", value, px]
+        return bool(self._kv_cas(keys=[self.keys.kv(namespace, key)], args=args))
 
     def kv_items(self, namespace: str) -> list[tuple[str, str]]:
         start = self.keys.kv_prefix(namespace).encode()

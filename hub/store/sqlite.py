@@ -413,6 +413,35 @@ class SqliteStore:
         with self._write() as c:
             c.execute("DELETE FROM kv WHERE namespace = ? AND key = ?", (namespace, key))
 
+    def kv_compare_and_set(
+        self,
+        namespace: str,
+        key: str,
+        *,
+        expected: str | None,
+        value: str,
+        ttl_seconds: float | None = None,
+    ) -> bool:
+        now = time.time()
+        expires_at = None if ttl_seconds is None else now + _ttl(ttl_seconds)
+        with self._write() as c:  # BEGIN IMMEDIATE: nobody writes between the read and the set
+            row = c.execute(
+                "SELECT value FROM kv WHERE namespace = ? AND key = ?"
+                " AND (expires_at IS NULL OR expires_at > ?)",
+                (namespace, key, now),
+            ).fetchone()
+            if (None if row is None else str(row[0])) != expected:
+                return False
+            c.execute(
+                "INSERT INTO kv (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,"
+                " expires_at = excluded.expires_at",
+                (namespace, key, value, expires_at),
+            )
+        if expires_at is not None:
+            self._after_ttl_write()
+        return True
+
     def kv_items(self, namespace: str) -> list[tuple[str, str]]:
         rows = (
             self._conn()

@@ -361,6 +361,14 @@ class MemoryState:
     def delete(self, key: str) -> None:
         self.values.pop(key, None)
 
+    def compare_and_set(
+        self, key: str, expected: str | None, value: str, *, ttl_seconds: float | None = None
+    ) -> bool:
+        if self.values.get(key) != expected:
+            return False
+        self.values[key] = value
+        return True
+
 
 @dataclass
 class MemoryDedupeStore:

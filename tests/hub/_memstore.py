@@ -76,6 +76,20 @@ class MemoryStore(MemoryDedupeStore):  # mark_seen / mark_seen_many / unmark_see
     def kv_delete(self, namespace: str, key: str) -> None:
         self.kv.pop((namespace, key), None)
 
+    def kv_compare_and_set(
+        self,
+        namespace: str,
+        key: str,
+        *,
+        expected: str | None,
+        value: str,
+        ttl_seconds: float | None = None,
+    ) -> bool:
+        if self.kv.get((namespace, key)) != expected:
+            return False
+        self.kv[(namespace, key)] = value
+        return True
+
     def kv_items(self, namespace: str) -> list[tuple[str, str]]:
         return [(k, v) for (ns, k), v in self.kv.items() if ns == namespace]
 

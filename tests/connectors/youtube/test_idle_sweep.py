@@ -4,13 +4,18 @@ maps like any other."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from _youtube_kit import Kit, result_ext, verbs, y5_body
 
 from connectors.youtube.connector import IDLE_EVENT, YouTubeConnector
+from hub import TransientError
 from hub.events import SourceEvent
+from hub.testing import MemoryState
 
 LAST_SEEN = datetime(2024, 5, 3, 14, 25, 3, 300000, tzinfo=UTC)  # Y5's seq 4 (playing at 320 s)
 
@@ -111,3 +116,53 @@ def test_a_sweep_event_for_an_unknown_session_maps_to_nothing(yt: Kit) -> None:
         via="poll",
     )
     assert yt.map(conn, [event]) == []
+
+
+@dataclass
+class RacingState(MemoryState):
+    """A state where another worker adds `rival` to the open-session index right after this one
+    read it (once), as two normalizers opening sessions at the same instant would."""
+
+    rival: str = "ses-of-another-worker"
+    raced: bool = False
+
+    def get(self, key: str) -> str | None:
+        value = super().get(key)
+        if key == "open-sessions" and not self.raced:
+            self.raced = True
+            found = json.loads(self.values.get(key) or "[]")
+            self.values[key] = json.dumps(sorted([*found, self.rival]))
+        return value
+
+
+def test_sessions_opened_at_the_same_instant_by_two_workers_are_both_indexed(yt: Kit) -> None:
+    yt.state = RacingState()
+    start(yt)  # this worker's session; another worker's was indexed in between
+    index = set(json.loads(yt.state.values["open-sessions"]))
+    (own,) = index - {"ses-of-another-worker"}
+    assert index == {own, "ses-of-another-worker"}
+    # And the sweep still finds this worker's session (the rival has no record: it is dropped).
+    yt.clock.advance(31 * 60)
+    conn = yt.connector(completion_threshold=0.9)
+    (idle,) = conn.maintain()
+    assert isinstance(idle.payload, dict)
+    assert idle.payload["session_id"] == own
+    assert json.loads(yt.state.values["open-sessions"]) == [own]
+
+
+@dataclass
+class AlwaysChangingState(MemoryState):
+    def compare_and_set(
+        self, key: str, expected: str | None, value: str, *, ttl_seconds: float | None = None
+    ) -> bool:
+        return False
+
+
+def test_an_index_that_never_settles_retries_the_batch_instead_of_dropping_the_entry(
+    yt: Kit,
+) -> None:
+    yt.state = AlwaysChangingState()
+    yt.clock.set(datetime(2024, 5, 3, 14, 25, 5, 300000, tzinfo=UTC))
+    conn = yt.connector(completion_threshold=0.9)
+    with pytest.raises(TransientError, match="open-session index kept changing"):
+        yt.send(conn, playing_body())

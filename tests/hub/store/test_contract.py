@@ -10,9 +10,11 @@ run on the backend's real clock, so those tests use 0.2 s TTLs and short sleeps.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import queue
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -227,6 +229,56 @@ def test_kv_set_without_ttl_clears_an_earlier_ttl(store: Store) -> None:
     store.kv_set("ns", "k", "v2")
     time.sleep(PAST_TTL)
     assert store.kv_get("ns", "k") == "v2"
+
+
+def test_kv_compare_and_set(store: Store) -> None:
+    assert store.kv_compare_and_set("st", "open", expected="[]", value="[1]") is False  # absent
+    assert store.kv_get("st", "open") is None
+    assert store.kv_compare_and_set("st", "open", expected=None, value="[1]") is True
+    assert store.kv_compare_and_set("st", "open", expected=None, value="[9]") is False
+    assert store.kv_compare_and_set("st", "open", expected="[2]", value="[9]") is False
+    assert store.kv_get("st", "open") == "[1]"  # a refused set changes nothing
+    assert store.kv_compare_and_set("st", "open", expected="[1]", value="[1,2]") is True
+    assert store.kv_get("st", "open") == "[1,2]"
+    assert store.kv_compare_and_set("other", "open", expected=None, value="x") is True
+
+    # An expired value counts as absent, and a TTL given with the set applies.
+    assert store.kv_compare_and_set("st", "open", expected="[1,2]", value="t", ttl_seconds=TTL)
+    time.sleep(PAST_TTL)
+    assert store.kv_get("st", "open") is None
+    assert store.kv_compare_and_set("st", "open", expected="t", value="late") is False
+    assert store.kv_compare_and_set("st", "open", expected=None, value="again") is True
+    time.sleep(PAST_TTL)
+    assert store.kv_get("st", "open") == "again"  # set without a TTL: kept
+
+
+def test_kv_compare_and_set_loses_no_concurrent_update(backend: Backend) -> None:
+    # Four threads, each with its own connection, add 25 members each to one JSON list. With a
+    # plain get-then-set some additions overwrite others; with compare-and-set all 100 stay.
+    def add_members(worker: int) -> None:
+        own = backend.open()
+        try:
+            for n in range(25):
+                while True:
+                    raw = own.kv_get("st", "members")
+                    members = json.loads(raw) if raw else []
+                    value = json.dumps([*members, f"{worker}-{n}"])
+                    if own.kv_compare_and_set("st", "members", expected=raw, value=value):
+                        break
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=add_members, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    store = backend.open()
+    try:
+        members = json.loads(store.kv_get("st", "members") or "[]")
+    finally:
+        store.close()
+    assert sorted(members) == sorted(f"{w}-{n}" for w in range(4) for n in range(25))
 
 
 def test_incr(store: Store) -> None:
