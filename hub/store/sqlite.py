@@ -400,12 +400,7 @@ class SqliteStore:
     ) -> None:
         expires_at = None if ttl_seconds is None else time.time() + _ttl(ttl_seconds)
         with self._write() as c:
-            c.execute(
-                "INSERT INTO kv (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,"
-                " expires_at = excluded.expires_at",
-                (namespace, key, value, expires_at),
-            )
+            _kv_upsert(c, namespace, key, value, expires_at)
         if expires_at is not None:
             self._after_ttl_write()
 
@@ -432,12 +427,7 @@ class SqliteStore:
             ).fetchone()
             if (None if row is None else str(row[0])) != expected:
                 return False
-            c.execute(
-                "INSERT INTO kv (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,"
-                " expires_at = excluded.expires_at",
-                (namespace, key, value, expires_at),
-            )
+            _kv_upsert(c, namespace, key, value, expires_at)
         if expires_at is not None:
             self._after_ttl_write()
         return True
@@ -676,3 +666,14 @@ class SqliteStore:
         params = _filter_params(DeadLetterFilter(lrs=lrs, stage=stage))
         row = self._conn().execute(_DLQ_COUNT, params).fetchone()
         return int(row[0])
+
+
+def _kv_upsert(
+    c: sqlite3.Connection, namespace: str, key: str, value: str, expires_at: float | None
+) -> None:
+    c.execute(
+        "INSERT INTO kv (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,"
+        " expires_at = excluded.expires_at",
+        (namespace, key, value, expires_at),
+    )
