@@ -1264,9 +1264,38 @@ def report(results: dict[str, Any], command: str) -> str:
     lines += ["", "Ratios (hub end to end / direct POST):", ""]
     for r in results["ratios"]:
         lines.append(f"- {r}")
+    lines += cpu_ceiling(results)
     if results.get("notes"):
         lines += ["", *[f"- {n}" for n in results["notes"]]]
     return "\n".join(lines) + "\n"
+
+
+def cpu_ceiling(results: dict[str, Any]) -> list[str]:
+    """What the CPU figures allow the Learning Locker ratio to be on this machine's cores.
+
+    Everything shares the cores, so the end-to-end rate can be at most cores / (CPU per
+    statement of the hub and the LRS together), however well the work overlaps; and at the
+    target ratio the LRS's own CPU leaves the hub a fixed allowance per statement.
+    """
+    phase = next((p for p in results["phases"] if p["name"] == "ll-batched"), None)
+    direct = next((b["statements_per_s"] for b in results["baselines"]
+                   if b["name"] == "ll-direct-batched"), None)  # fmt: skip
+    if phase is None or not direct:
+        return []
+    cpu = phase["cpu_ms_per_event"]
+    hub = sum(cpu.get(k, 0.0) for k in ("serve", "worker", "deliverer", "redis", "beat"))
+    lrs = cpu.get("lrs", 0.0)
+    if hub + lrs <= 0:
+        return []
+    cores = os.cpu_count() or 1
+    ceiling = cores * 1000.0 / (hub + lrs) / direct
+    target = TARGETS["ll_ratio"][2]
+    allowance = cores * 1000.0 / (target * direct) - lrs
+    return ["", (
+        f"CPU ceiling of ll-batched / ll-direct-batched: {ceiling:.2f} ({cores} cores / "
+        f"(hub {hub:.2f} + Learning Locker {lrs:.2f} ms CPU per statement) / {fmt(direct)} st/s); "
+        f"at {target} the hub may spend at most {allowance:.2f} ms per statement"
+    )]
 
 
 RESULTS_HEADER = """# lxhub benchmark results
