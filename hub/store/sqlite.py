@@ -384,16 +384,7 @@ class SqliteStore:
             c.execute("DELETE FROM seen WHERE namespace = ? AND key = ?", (namespace, key))
 
     def kv_get(self, namespace: str, key: str) -> str | None:
-        row = (
-            self._conn()
-            .execute(
-                "SELECT value FROM kv WHERE namespace = ? AND key = ?"
-                " AND (expires_at IS NULL OR expires_at > ?)",
-                (namespace, key, time.time()),
-            )
-            .fetchone()
-        )
-        return None if row is None else str(row[0])
+        return _kv_value(self._conn(), namespace, key, time.time())
 
     def kv_set(
         self, namespace: str, key: str, value: str, *, ttl_seconds: float | None = None
@@ -420,12 +411,7 @@ class SqliteStore:
         now = time.time()
         expires_at = None if ttl_seconds is None else now + _ttl(ttl_seconds)
         with self._write() as c:  # BEGIN IMMEDIATE: nobody writes between the read and the set
-            row = c.execute(
-                "SELECT value FROM kv WHERE namespace = ? AND key = ?"
-                " AND (expires_at IS NULL OR expires_at > ?)",
-                (namespace, key, now),
-            ).fetchone()
-            if (None if row is None else str(row[0])) != expected:
+            if _kv_value(c, namespace, key, now) != expected:
                 return False
             _kv_upsert(c, namespace, key, value, expires_at)
         if expires_at is not None:
@@ -666,6 +652,16 @@ class SqliteStore:
         params = _filter_params(DeadLetterFilter(lrs=lrs, stage=stage))
         row = self._conn().execute(_DLQ_COUNT, params).fetchone()
         return int(row[0])
+
+
+def _kv_value(c: sqlite3.Connection, namespace: str, key: str, now: float) -> str | None:
+    """The live value of a kv key (None when absent or expired at `now`)."""
+    row = c.execute(
+        "SELECT value FROM kv WHERE namespace = ? AND key = ?"
+        " AND (expires_at IS NULL OR expires_at > ?)",
+        (namespace, key, now),
+    ).fetchone()
+    return None if row is None else str(row[0])
 
 
 def _kv_upsert(
