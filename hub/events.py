@@ -7,7 +7,7 @@ the normalizer to find the connector and for the receiver to drop duplicate deli
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Generic, TypeVar
 from urllib.parse import parse_qs
@@ -41,6 +41,15 @@ class SourceEvent(BaseModel):
     received_at: AwareDatetime
     via: str = "webhook"
     attempt: int = Field(default=0, ge=0, description="replays of this envelope so far")
+
+
+def not_of_instance(events: Iterable[object], instance_id: str) -> list[object]:
+    """The items of `events` that are not `SourceEvent`s of instance `instance_id`.
+
+    Wherever a connector hands events back to the hub (`parse()`, `maintain()`), any such item is
+    a plugin bug: the caller refuses the whole lot rather than queue mis-attributed envelopes.
+    """
+    return [e for e in events if not isinstance(e, SourceEvent) or e.instance_id != instance_id]
 
 
 class WebhookRequest(BaseModel):

@@ -28,7 +28,7 @@ from hub import health
 from hub.clock import Clock
 from hub.connector import Connector, Polling
 from hub.errors import HubError, MappingError, TransientError, UnresolvedActor
-from hub.events import SourceEvent
+from hub.events import SourceEvent, not_of_instance
 from hub.mapping import ActorResolver, MappingContext, Unmapped
 from hub.queue import Enqueuer
 from hub.store.base import DeadLetter, OutboxItem, Store
@@ -379,8 +379,7 @@ def run_maintain(bound: BoundInstance, *, enqueuer: Enqueuer) -> int:
     with a `TypeError` naming the connector, before anything is enqueued.
     """
     events = list(bound.connector.maintain() or ())
-    mine = bound.instance_id
-    bad = [e for e in events if not isinstance(e, SourceEvent) or e.instance_id != mine]
+    bad = not_of_instance(events, bound.instance_id)
     if bad:
         raise TypeError(
             f"connector {bound.connector.name!r}: maintain() returned {len(bad)} event(s) that "

@@ -41,7 +41,7 @@ from pydantic import JsonValue
 from hub.clock import Clock
 from hub.connector import Connector, Webhook
 from hub.errors import BadRequest, InvalidSignature
-from hub.events import SourceEvent, WebhookRequest, WebhookResponse
+from hub.events import SourceEvent, WebhookRequest, WebhookResponse, not_of_instance
 from hub.queue import Enqueuer, QueueUnavailable
 
 __all__ = [
@@ -494,10 +494,7 @@ class Receiver:
 
     def _check_events(self, instance_id: str, connector: Connector[Any], events: object) -> None:
         # A plugin bug must not put mis-attributed envelopes on the queue: refuse the request.
-        ok = isinstance(events, list) and all(
-            isinstance(e, SourceEvent) and e.instance_id == instance_id for e in events
-        )
-        if not ok:
+        if not isinstance(events, list) or not_of_instance(events, instance_id):
             logger.error(
                 "connector %s parse() returned events that are not SourceEvents of instance %s",
                 type(connector).__name__, instance_id, extra=_log_extra(instance_id, connector),
