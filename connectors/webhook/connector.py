@@ -31,12 +31,14 @@ import io
 import ipaddress
 import json
 import logging
+import re
 import zlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs
 
+import orjson
 from pydantic import SecretStr, ValidationError
 
 from connectors.webhook.engine import MappingEngine, truthy
@@ -501,12 +503,23 @@ class GenericWebhookConnector(Connector[GenericWebhookSettings], Webhook, Pollin
             raise ValueError(f"{name} is not JSON")
 
         try:
-            data = json.loads(raw, parse_constant=no_constants)
-        except RecursionError:
-            raise BadRequest("JSON nested too deeply", status=415) from None
-        except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            raise BadRequest("malformed JSON body") from None
-        if _depth(data) > self.spec.ingress.max_depth:
+            # orjson first: it parses in C, several times faster than the standard library.
+            # What it refuses (NaN, 1e400, lone surrogates, nesting past its own limit, bad
+            # UTF-8) goes through the standard library, whose answer (a value or the error) is
+            # the one this connector has always given. So does any body with a run of 19 or
+            # more digits: orjson reads an integer beyond 64 bits as a float, silently
+            # losing digits of an id.
+            if _LONG_DIGITS.search(raw.encode() if isinstance(raw, str) else raw):
+                raise orjson.JSONDecodeError("long integer", "", 0)
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            try:
+                data = json.loads(raw, parse_constant=no_constants)
+            except RecursionError:
+                raise BadRequest("JSON nested too deeply", status=415) from None
+            except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+                raise BadRequest("malformed JSON body") from None
+        if _deeper_than(data, self.spec.ingress.max_depth):
             raise BadRequest("JSON nested too deeply", status=415)
         return data
 
@@ -546,14 +559,23 @@ class GenericWebhookConnector(Connector[GenericWebhookSettings], Webhook, Pollin
         return self.engine.map(event.event_type, event.payload, ctx)
 
 
-def _depth(data: Any) -> int:
-    """Nesting depth of decoded JSON, iteratively (no recursion on hostile input)."""
-    deepest = 0
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
+def _deeper_than(data: Any, limit: int) -> bool:
+    """Whether decoded JSON nests deeper than `limit` (a scalar is depth 0, `[]` depth 1).
+
+    Iterative (no recursion on hostile input), only containers are stacked, and it stops at
+    the first container past the limit: it runs on every webhook body.
+    """
+    if not isinstance(data, dict | list):
+        return False
     stack: list[tuple[Any, int]] = [(data, 1)]
     while stack:
         node, depth = stack.pop()
-        if isinstance(node, dict | list):
-            deepest = max(deepest, depth)
-            children = node.values() if isinstance(node, dict) else node
-            stack.extend((child, depth + 1) for child in children)
-    return deepest
+        if depth > limit:
+            return True
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False

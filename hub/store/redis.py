@@ -166,6 +166,17 @@ end
 return 1
 """
 
+# KEYS: the seen keys.  ARGV: ttl_ms.  Returns 1 (first time) or 0 (seen before) per key.
+# One script instead of a MULTI of N SETs: atomic the same way, and the client packs one command
+# and parses one reply instead of N (it was a third of the receiver's CPU on 50-event requests).
+_MARK_SEEN_MANY = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  out[i] = redis.call('SET', key, '1', 'NX', 'PX', ARGV[1]) and 1 or 0
+end
+return out
+"""
+
 # KEYS: lock.  ARGV: owner, ttl_ms.
 _REFRESH_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -329,6 +340,7 @@ class RedisStore:
         self._refresh_lock = client.register_script(_REFRESH_LOCK)
         self._release_lock = client.register_script(_RELEASE_LOCK)
         self._kv_cas = client.register_script(_KV_CAS)
+        self._mark_seen_many = client.register_script(_MARK_SEEN_MANY)
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "hub") -> RedisStore:
@@ -377,11 +389,9 @@ class RedisStore:
     ) -> list[bool]:
         if not keys:
             return []
-        px = _ttl_us(ttl_seconds)
-        with self._r.pipeline(transaction=True) as pipe:  # MULTI/EXEC: all or nothing
-            for key in keys:
-                pipe.set(self.keys.seen(namespace, key), b"1", nx=True, px=px)
-            return [bool(first) for first in pipe.execute()]
+        seen = [self.keys.seen(namespace, key) for key in keys]
+        reply = self._mark_seen_many(keys=seen, args=[_ttl_us(ttl_seconds)])
+        return [first == 1 for first in reply]
 
     def unmark_seen(self, namespace: str, key: str) -> None:
         self._r.delete(self.keys.seen(namespace, key))

@@ -316,6 +316,31 @@ def test_bad_json_bodies(kit: Any, body: bytes, status: int) -> None:
     assert info.value.status == status
 
 
+def test_json_nesting_limit_is_inclusive_and_counts_objects(kit: Any) -> None:
+    conn = build(kit, mapping(items="@ || `[]`", ingress={"max_depth": 3}))
+    item = {"delivery_id": "d1", "a": {"b": 1}}  # depth 2 inside the list: 3 in all
+    assert len(conn.parse(kit.request(json.dumps([item]).encode()))) == 1
+    item["a"] = {"b": {"c": 1}}
+    with pytest.raises(BadRequest) as info:
+        conn.parse(kit.request(json.dumps([item]).encode()))
+    assert info.value.status == 415
+
+
+@pytest.mark.parametrize("body", [b'{"n": Infinity}', b'{"n": -Infinity}', b'{"n": NaN}'])
+def test_non_finite_json_numbers_are_400(kit: Any, body: bytes) -> None:
+    conn = build(kit)
+    with pytest.raises(BadRequest) as info:
+        conn.parse(kit.request(body))
+    assert info.value.status == 400
+
+
+def test_integers_beyond_64_bits_parse_exactly(kit: Any) -> None:
+    conn = build(kit)
+    big = 2**70 + 1
+    body = json.dumps({**ITEM, "big": big}).encode()
+    assert conn.parse(kit.request(body))[0].payload["big"] == big  # type: ignore[index,call-overload]
+
+
 def test_size_cap_and_gzip(kit: Any) -> None:
     conn = build(kit, mapping(ingress={"max_body_bytes": 1000}))
     with pytest.raises(BadRequest) as info:
