@@ -19,6 +19,7 @@ __all__ = [
     "is_iso_duration",
     "key_time",
     "parse_duration",
+    "parse_strict_rfc3339",
     "parse_timestamp",
 ]
 
@@ -31,6 +32,11 @@ _ISO_TS = re.compile(
     \s*(?P<tz>[Zz]|[+-]\d{2}(?::?\d{2})?)?$
     """,
     re.VERBOSE,
+)
+# Strict RFC 3339 with an in-range offset: exactly what `datetime.fromisoformat` and the general
+# parser below read the same way (the general parser also takes what fromisoformat does not).
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)"
 )
 _EPOCH_TEXT = re.compile(r"^(?P<sec>\d{1,12})(?:\.(?P<frac>\d{1,9}))?$")
 _ZERO_DATE = re.compile(r"^0000-00-00(?:[T ]00:00(?::00(?:\.0+)?)?)?$")
@@ -71,8 +77,9 @@ def format_timestamp(dt: datetime) -> str:
 
     Raises ``ValueError`` for naive datetimes.
     """
-    utc = _require_aware(dt)
-    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+    # isoformat truncates to milliseconds (as this function always has) and is a third faster
+    # than strftime; every statement's timestamp goes through here.
+    return _require_aware(dt).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def key_time(dt: datetime) -> str:
@@ -103,6 +110,19 @@ def _parse_offset(tz: str) -> timedelta:
     return sign * timedelta(hours=hours, minutes=minutes)
 
 
+def parse_strict_rfc3339(text: str) -> datetime | None:
+    """``text`` as an aware UTC datetime when it is strict RFC 3339, else None.
+
+    Strict: ``YYYY-MM-DDThh:mm:ss``, at most 6 fractional digits, ``Z`` or an in-range
+    ``±hh:mm`` offset. That is the common case (most vendors, and every statement the hub
+    writes), parsed in C by ``datetime.fromisoformat``; the timestamp parser and the statement
+    validator try it first. Raises ValueError for an impossible date or time (``02-30``).
+    """
+    if _RFC3339.fullmatch(text) is None:
+        return None
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
 def parse_timestamp(text: str | int | None, *, assume_utc: bool = False) -> datetime | None:
     """Parse a vendor timestamp into an aware UTC datetime.
 
@@ -118,6 +138,12 @@ def parse_timestamp(text: str | int | None, *, assume_utc: bool = False) -> date
         raise TypeError(f"unsupported timestamp type {type(text).__name__}")
     if isinstance(text, int):
         return _from_epoch(text)
+    try:
+        fast = parse_strict_rfc3339(text)
+    except ValueError:
+        fast = None  # e.g. February 30th: the general path below words the error
+    if fast is not None:
+        return fast
     value = text
     text = value.strip()
     if not text or _ZERO_DATE.match(text):

@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any, Literal, TypeGuard, cast
 
 from hub.xapi.models import IFI_KEYS, Statement
-from hub.xapi.timefmt import is_iso_duration
+from hub.xapi.timefmt import is_iso_duration, parse_strict_rfc3339
 
 __all__ = [
     "CLOCK_SKEW",
@@ -674,28 +674,35 @@ class _Checker:
             self.add(path, Rule.TIMESTAMP, "xAPI 2.0 does not allow the '-00:00' offset")
             return
         try:
-            micros = int((match["frac"] or "0")[:6].ljust(6, "0"))
-            moment = datetime(
-                int(match["y"]),
-                int(match["mo"]),
-                int(match["d"]),
-                int(match["h"]),
-                int(match["mi"]),
-                int(match["s"]),
-                micros,
-                tzinfo=UTC,
-            )
-            if tz not in ("Z", "z"):
-                sign = -1 if tz[0] == "-" else 1
-                hours, minutes = int(tz[1:3]), int(tz[4:6])
-                if hours > 23 or minutes > 59:
-                    raise ValueError(f"offset {tz} out of range")
-                moment -= sign * timedelta(hours=hours, minutes=minutes)
-        except ValueError as exc:
+            # Strict RFC 3339 (what the hub writes) is read in C; the rest field by field.
+            moment = parse_strict_rfc3339(text) or self._moment(match, tz)
+        except (ValueError, OverflowError) as exc:
             self.add(path, Rule.TIMESTAMP, f"invalid timestamp {text!r}: {exc}")
             return
         if moment > self.now + CLOCK_SKEW:
             self.add(path, Rule.TIMESTAMP_FUTURE, f"timestamp {text!r} is in the future")
+
+    @staticmethod
+    def _moment(match: re.Match[str], tz: str) -> datetime:
+        """The UTC instant of a timestamp `_TIMESTAMP` matched (any precision, ``t``/``z``)."""
+        micros = int((match["frac"] or "0")[:6].ljust(6, "0"))
+        moment = datetime(
+            int(match["y"]),
+            int(match["mo"]),
+            int(match["d"]),
+            int(match["h"]),
+            int(match["mi"]),
+            int(match["s"]),
+            micros,
+            tzinfo=UTC,
+        )
+        if tz not in ("Z", "z"):
+            sign = -1 if tz[0] == "-" else 1
+            hours, minutes = int(tz[1:3]), int(tz[4:6])
+            if hours > 23 or minutes > 59:
+                raise ValueError(f"offset {tz} out of range")
+            moment -= sign * timedelta(hours=hours, minutes=minutes)
+        return moment
 
     def result(self, value: object, path: str) -> None:
         fields = self.fields(value, path, allowed=_RESULT_KEYS)

@@ -142,7 +142,7 @@ def _stdlib_canonical(data: Any) -> bytes:
 @pytest.mark.parametrize(
     "data",
     [
-        {"b": 1, "a": [1, 2.5, -0.0, 1e16, "é\u2028\x00\x1f\"\\/"], "c": None},
+        {"b": 1, "a": [1, 2.5, -0.0, 1e16, 'é\u2028\x00\x1f"\\/'], "c": None},
         {"z": {"y": True, "x": False}, "é": "last", "Z": "before lower case"},
         {"big": 2**70},  # beyond orjson's 64 bits: the standard library writes it
         {10: "a", 2: "b"},  # non-string keys: as json.dumps writes (and orders) them
@@ -306,3 +306,33 @@ def test_bool_and_number_not_conflated(sent: dict[str, Any]) -> None:
     other = copy.deepcopy(sent)
     other["result"]["completion"] = 1
     assert not statements_equivalent(sent, other)
+
+
+def test_durations_already_canonical_are_kept_and_the_rest_rewritten() -> None:
+    # canonical_bytes skips re-deriving a duration that is already in format_duration's form;
+    # the shortcut must accept every such form and nothing that format_duration would change.
+    from decimal import Decimal
+    from random import Random
+
+    from hub.xapi.serialize import _canonical_duration
+    from hub.xapi.timefmt import format_duration, parse_duration
+
+    rng = Random(20261129)
+    for _ in range(5000):
+        text = format_duration(Decimal(rng.randint(0, 10**7)) / 100)
+        assert _canonical_duration(text) == text
+    for _ in range(20000):
+        text = (
+            "PT"
+            + rng.choice(["", f"{rng.randint(0, 30)}H"])
+            + rng.choice(["", f"{rng.randint(0, 70)}M"])
+            + rng.choice(
+                ["", f"{rng.randint(0, 70)}S", f"{rng.randint(0, 70)}.{rng.randint(0, 999)}S"]
+            )
+        )
+        if text == "PT":
+            continue
+        assert _canonical_duration(text) == format_duration(parse_duration(text)), text
+    for text, expected in [("PT60S", "PT1M"), ("PT0H5M", "PT5M"), ("PT1.50S", "PT1.5S"),
+                           ("PT0M0S", "PT0S"), ("P1D", "PT24H"), ("P1Y", "P1Y")]:  # fmt: skip
+        assert _canonical_duration(text) == expected

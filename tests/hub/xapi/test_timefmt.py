@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -67,6 +68,49 @@ def test_missing_offset_rejected_without_assume_utc() -> None:
 def test_invalid_timestamps_rejected(raw: str) -> None:
     with pytest.raises(ValueError, match="timestamp"):
         parse_timestamp(raw)
+
+
+def _general_parse(text: str) -> datetime | None | str:
+    # A leading space skips parse_timestamp's strict-RFC-3339 fast path (it is stripped after).
+    try:
+        return parse_timestamp(" " + text)
+    except (ValueError, OverflowError) as exc:
+        return type(exc).__name__
+
+
+def _any_parse(text: str) -> datetime | None | str:
+    try:
+        return parse_timestamp(text)
+    except (ValueError, OverflowError) as exc:
+        return type(exc).__name__
+
+
+def test_fast_path_reads_rfc_3339_exactly_as_the_general_parser() -> None:
+    rng = random.Random(20261129)
+    cases = [
+        "2024-02-29T23:59:59.999999Z",
+        "2023-02-29T00:00:00Z",  # no such day: both refuse
+        "0000-01-01T00:00:00Z",
+        "0001-01-01T00:30:00+01:00",  # before year 1 in UTC: both overflow
+        "9999-12-31T23:59:59-23:59",
+        "2024-05-03T14:15:00+05:60",  # minutes out of range: the general parser words it
+        "2024-05-03T14:15:00-00:00",
+    ]
+    for _ in range(2000):
+        offset = rng.choice(
+            ["Z", f"{rng.choice('+-')}{rng.randint(0, 25):02d}:{rng.randint(0, 61):02d}"]
+        )
+        frac = rng.choice(["", "." + "".join(rng.choices("0123456789", k=rng.randint(1, 6)))])
+        cases.append(
+            f"{rng.randint(0, 9999):04d}-{rng.randint(0, 13):02d}-{rng.randint(0, 32):02d}"
+            f"T{rng.randint(0, 24):02d}:{rng.randint(0, 60):02d}:{rng.randint(0, 60):02d}"
+            f"{frac}{offset}"
+        )
+    for text in cases:
+        fast, general = _any_parse(text), _general_parse(text)
+        assert fast == general, text
+        if isinstance(fast, datetime):
+            assert fast.tzinfo is UTC
 
 
 def test_bool_is_not_an_epoch() -> None:

@@ -292,6 +292,24 @@ CASES: list[Case] = [
         "2.0.0",
     ),
     Case(
+        Rule.TIMESTAMP,
+        "february-30",
+        lambda d: put(d, "timestamp", "2024-02-30T00:00:00Z"),
+        "$.timestamp",
+    ),
+    Case(
+        Rule.TIMESTAMP,
+        "offset-minutes-60",
+        lambda d: put(d, "timestamp", "2024-03-13T14:58:26+05:60"),
+        "$.timestamp",
+    ),
+    Case(
+        Rule.TIMESTAMP,
+        "before-year-1-in-utc",
+        lambda d: put(d, "timestamp", "0001-01-01T00:30:00+01:00"),
+        "$.timestamp",
+    ),
+    Case(
         Rule.TIMESTAMP_ZONE,
         "no-zone",
         lambda d: put(d, "timestamp", "2024-03-13T14:58:26.000"),
@@ -520,7 +538,13 @@ def test_valid_durations(duration: str, valid_v1: Data) -> None:
 
 @pytest.mark.parametrize(
     "timestamp",
-    ["2024-03-13T14:58:26Z", "2024-03-13T16:58:26.123456+02:00", "2024-03-13t14:58:26z"],
+    [
+        "2024-03-13T14:58:26Z",
+        "2024-03-13T16:58:26.123456+02:00",
+        "2024-03-13t14:58:26z",
+        "2024-03-13T14:58:26.123456789Z",
+        "2024-03-14T00:58:26-10:00",  # the day after in UTC is still in the past of NOW
+    ],
 )
 def test_valid_timestamps(timestamp: str, valid_v1: Data) -> None:
     valid_v1["timestamp"] = timestamp
