@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
@@ -18,7 +17,12 @@ from typing import Any
 import orjson
 
 from hub.xapi.models import Statement
-from hub.xapi.timefmt import format_duration, parse_duration, parse_timestamp
+from hub.xapi.timefmt import (
+    format_duration,
+    is_canonical_duration,
+    parse_duration,
+    parse_timestamp,
+)
 from hub.xapi.validation import StatementInvalid, XapiVersion, validate_statement
 
 __all__ = [
@@ -32,18 +36,9 @@ __all__ = [
 _CASE_INSENSITIVE_IDS = ("id", "registration")
 
 
-# What `format_duration` writes: hours, minutes under 60, seconds under 60 with at most two
-# decimals and no trailing zero, zero parts left out, "PT0S" for nothing. Most durations arrive
-# in this form already (the mapping helpers write it); checking is cheaper than re-deriving it.
-_CANONICAL_DURATION = re.compile(
-    r"PT0S|PT(?=\d)(?:[1-9]\d*H)?(?:(?:[1-9]|[1-5]\d)M)?"
-    r"(?:(?:(?:[1-9]|[1-5]\d)(?:\.\d?[1-9])?|0\.\d?[1-9])S)?"
-)
-
-
 def _canonical_duration(text: str) -> str:
     """Canonical ``PT..`` form at 0.01 s precision; unchanged when years/months are used."""
-    if _CANONICAL_DURATION.fullmatch(text):
+    if is_canonical_duration(text):
         return text
     try:
         return format_duration(parse_duration(text))

@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 __all__ = [
     "format_duration",
     "format_timestamp",
+    "is_canonical_duration",
     "is_iso_duration",
     "key_time",
     "parse_duration",
@@ -54,6 +55,13 @@ _DURATION = re.compile(
     )$
     """,
     re.VERBOSE,
+)
+# What `format_duration` writes: hours, minutes under 60, seconds under 60 with at most two
+# decimals and no trailing zero, zero parts left out, "PT0S" for nothing. Most durations arrive
+# in this form (the mapping helpers write it); recognising it is cheaper than parsing it.
+_CANONICAL_DURATION = re.compile(
+    r"PT0S|PT(?=\d)(?:[1-9]\d*H)?(?:(?:[1-9]|[1-5]\d)M)?"
+    r"(?:(?:(?:[1-9]|[1-5]\d)(?:\.\d?[1-9])?|0\.\d?[1-9])S)?"
 )
 _DURATION_PARTS = ("years", "months", "days", "hours", "minutes", "seconds")
 _SECONDS_PER = {
@@ -228,9 +236,14 @@ def _duration_match(text: str) -> re.Match[str] | None:
     return match
 
 
+def is_canonical_duration(text: str) -> bool:
+    """True when ``text`` is exactly what :func:`format_duration` writes for some length."""
+    return _CANONICAL_DURATION.fullmatch(text) is not None
+
+
 def is_iso_duration(text: str) -> bool:
     """True when ``text`` is an ISO 8601 duration as xAPI allows (``PnW`` not combined)."""
-    return _duration_match(text) is not None
+    return is_canonical_duration(text) or _duration_match(text) is not None
 
 
 def parse_duration(text: str) -> Decimal:
