@@ -226,11 +226,7 @@ class SqliteStore:
         self._opened_guard = threading.Lock()
         self._ttl_writes = 0  # unlocked: a lost increment only shifts the next sweep a little
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = self._conn()
-        # WAL is a property of the file, so setting it once here holds for every later connection.
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise RuntimeError(f"could not switch {self.path} to WAL mode (got {mode!r})")
+        self._ensure_wal(self._conn())
         with self._write() as c:
             # Not executescript(): it would COMMIT first, outside our IMMEDIATE transaction.
             # (So the schema must keep ';' out of its comments.)
@@ -245,6 +241,29 @@ class SqliteStore:
         if not url.startswith(scheme) or "?" in url:
             raise ValueError(f"expected sqlite:///path without query, got {url!r}")
         return cls(url[len(scheme) :])
+
+    def _ensure_wal(self, conn: sqlite3.Connection) -> None:
+        """Put the file in WAL mode (a property of the file: once holds for every connection).
+
+        Switching, and even reading the mode of a file another connection is creating or
+        switching, can fail with "database is locked" without waiting for the busy timeout:
+        SQLite does not call the busy handler there. `lxhub up` opens the store from several
+        processes at once, so a locked answer is retried until the busy timeout, not fatal.
+        """
+        deadline = time.monotonic() + self._busy_timeout_ms / 1000
+        for attempt in range(1_000_000):
+            try:
+                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(min(0.001 * 2**attempt, 0.05))  # at startup, not in a task
+                continue
+            if str(mode).lower() != "wal":
+                raise RuntimeError(f"could not switch {self.path} to WAL mode (got {mode!r})")
+            return
 
     # -- connections and transactions ------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:

@@ -34,6 +34,73 @@ def test_bad_urls_are_refused(url: str) -> None:
         SqliteStore.from_url(url)
 
 
+class _LockedAtFirst:
+    """A connection whose first `journal_mode` pragmas answer "database is locked", as SQLite
+    does (without calling the busy handler) while another connection switches a new file."""
+
+    def __init__(self, conn: sqlite3.Connection, failures: int) -> None:
+        self._conn = conn
+        self.failures = failures
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        if "journal_mode" in sql and self.failures > 0:
+            self.failures -= 1
+            raise sqlite3.OperationalError("database is locked")
+        return self._conn.execute(sql, *args)
+
+
+def test_a_locked_answer_while_switching_to_wal_is_retried(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "state.db")
+    fresh = sqlite3.connect(tmp_path / "other.db", isolation_level=None)
+    flaky = _LockedAtFirst(fresh, failures=3)
+    store._ensure_wal(flaky)  # type: ignore[arg-type]
+    assert flaky.failures == 0
+    assert fresh.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    fresh.close()
+    store.close()
+
+
+def test_a_lock_that_outlasts_the_busy_timeout_still_fails(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "state.db", busy_timeout_ms=50)
+    fresh = sqlite3.connect(tmp_path / "other.db", isolation_level=None)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        store._ensure_wal(_LockedAtFirst(fresh, failures=10_000))  # type: ignore[arg-type]
+    fresh.close()
+    store.close()
+
+
+def test_many_processes_worth_of_stores_open_one_new_file_at_once(tmp_path: Path) -> None:
+    # What `lxhub up` does at start: receiver, worker and scheduler open the same new file.
+    for round_ in range(10):
+        path = tmp_path / f"state-{round_}.db"
+        barrier = threading.Barrier(12)
+        errors: list[BaseException] = []
+
+        def open_and_write(
+            n: int,
+            path: Path = path,
+            barrier: threading.Barrier = barrier,
+            errors: list[BaseException] = errors,
+        ) -> None:
+            barrier.wait()
+            try:
+                store = SqliteStore(path)
+                store.kv_set("ns", str(n), "v")
+                store.close()
+            except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_and_write, args=(n,)) for n in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert errors == []
+        check = SqliteStore(path)
+        assert len(check.kv_items("ns")) == 12
+        check.close()
+
+
 def test_threads_share_one_store(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "state.db")
     errors: list[BaseException] = []
