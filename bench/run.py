@@ -1095,6 +1095,9 @@ class Baseline:
     statements_per_s: float
     non_2xx: int
     others_cpu_share: float
+    lrs_cpu_ms_per_statement: float
+    lrs_cores: float
+    """The LRS's CPU over the wall time: how many cores the LRS alone takes at its limit."""
 
 
 def direct_post(lrs: Lrs, statements: Sequence[bytes], *, per_request: int,
@@ -1131,15 +1134,19 @@ def direct_post(lrs: Lrs, statements: Sequence[bytes], *, per_request: int,
     for t in threads:
         t.join(600)
     seconds = time.perf_counter() - t0
-    ours = sum(os.times()[:2]) - self0 + usage(lrs.pid).cpu_ticks / TICKS - lrs0
+    lrs_cpu = usage(lrs.pid).cpu_ticks / TICKS - lrs0
+    ours = sum(os.times()[:2]) - self0 + lrs_cpu
     others = max(machine_busy_seconds() - busy0 - ours, 0.0) / (seconds * (os.cpu_count() or 1))
     b = Baseline(name=name, lrs=lrs.kind, statements=len(statements), per_request=per_request,
                  connections=connections, seconds=round(seconds, 3),
                  statements_per_s=round(len(statements) / seconds, 1), non_2xx=bad,
-                 others_cpu_share=round(others, 3))  # fmt: skip
+                 others_cpu_share=round(others, 3),
+                 lrs_cpu_ms_per_statement=round(1000 * lrs_cpu / len(statements), 3),
+                 lrs_cores=round(lrs_cpu / seconds, 2))  # fmt: skip
     log(
         f"baseline {name} into {lrs.kind}: {b.statements_per_s} st/s "
         f"({b.statements} statements, {per_request}/request, {connections} conn, {bad} non-2xx, "
+        f"LRS CPU {b.lrs_cpu_ms_per_statement} ms per statement on {b.lrs_cores} cores, "
         f"others used {others:.0%} of the machine)"
     )
     return b
@@ -1287,12 +1294,13 @@ def report(results: dict[str, Any], command: str) -> str:
     lines += [
         "",
         "| baseline (direct POST, no hub) | LRS | statements | per request | connections | st/s "
-        "| others' CPU |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| LRS CPU ms per statement | LRS cores | others' CPU |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for b in results["baselines"]:
         lines.append(f"| {b['name']} | {b['lrs']} | {b['statements']} | {b['per_request']} | "
                      f"{b['connections']} | {fmt(b['statements_per_s'])} | "
+                     f"{fmt(b.get('lrs_cpu_ms_per_statement'))} | {fmt(b.get('lrs_cores'))} | "
                      f"{b['others_cpu_share']:.0%} |")  # fmt: skip
     lines += ["", "Ratios (hub end to end / direct POST):", ""]
     for r in results["ratios"]:
