@@ -31,7 +31,7 @@ from uuid import uuid4
 
 from hub.store.base import DeadLetter, DeadLetterFilter, Lease, OutboxItem, OutboxStats
 
-__all__ = ["SqliteStore"]
+__all__ = ["SqliteStore", "ensure_wal"]
 
 # Sweep expired seen/kv/lock rows once every this many TTL writes of a store object.
 _SWEEP_EVERY: Final = 512
@@ -212,6 +212,31 @@ def _filter_params(flt: DeadLetterFilter) -> dict[str, Any]:
     }
 
 
+def ensure_wal(conn: sqlite3.Connection, path: str, *, timeout: float) -> None:
+    """Put the file behind `conn` in WAL mode (a property of the file: once holds for all).
+
+    Switching, and even reading the mode of a file another connection is creating or
+    switching, can fail with "database is locked" without waiting for the busy timeout:
+    SQLite does not call the busy handler there. `lxhub up` opens the store and the embedded
+    broker from several processes at once, so a locked answer is retried until `timeout`
+    seconds have passed, not fatal.
+    """
+    deadline = time.monotonic() + timeout
+    for attempt in range(1_000_000):
+        try:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(min(0.001 * 2**attempt, 0.05))  # when a process starts, not in a task
+            continue
+        if str(mode).lower() != "wal":
+            raise RuntimeError(f"could not switch {path} to WAL mode (got {mode!r})")
+        return
+
+
 class SqliteStore:
     """The hub's state in one SQLite file, safe for several threads and processes."""
 
@@ -243,27 +268,7 @@ class SqliteStore:
         return cls(url[len(scheme) :])
 
     def _ensure_wal(self, conn: sqlite3.Connection) -> None:
-        """Put the file in WAL mode (a property of the file: once holds for every connection).
-
-        Switching, and even reading the mode of a file another connection is creating or
-        switching, can fail with "database is locked" without waiting for the busy timeout:
-        SQLite does not call the busy handler there. `lxhub up` opens the store from several
-        processes at once, so a locked answer is retried until the busy timeout, not fatal.
-        """
-        deadline = time.monotonic() + self._busy_timeout_ms / 1000
-        for attempt in range(1_000_000):
-            try:
-                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(min(0.001 * 2**attempt, 0.05))  # at startup, not in a task
-                continue
-            if str(mode).lower() != "wal":
-                raise RuntimeError(f"could not switch {self.path} to WAL mode (got {mode!r})")
-            return
+        ensure_wal(conn, self.path, timeout=self._busy_timeout_ms / 1000)
 
     # -- connections and transactions ------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:

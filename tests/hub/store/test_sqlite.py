@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.store.sqlite import SqliteStore
+from hub.store.sqlite import SqliteStore, ensure_wal
 
 
 def test_from_url_and_wal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,23 +50,32 @@ class _LockedAtFirst:
 
 
 def test_a_locked_answer_while_switching_to_wal_is_retried(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "state.db")
     fresh = sqlite3.connect(tmp_path / "other.db", isolation_level=None)
     flaky = _LockedAtFirst(fresh, failures=3)
-    store._ensure_wal(flaky)  # type: ignore[arg-type]
+    ensure_wal(flaky, "other.db", timeout=5)  # type: ignore[arg-type]
     assert flaky.failures == 0
     assert fresh.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     fresh.close()
-    store.close()
 
 
-def test_a_lock_that_outlasts_the_busy_timeout_still_fails(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "state.db", busy_timeout_ms=50)
+def test_a_lock_that_outlasts_the_timeout_still_fails(tmp_path: Path) -> None:
     fresh = sqlite3.connect(tmp_path / "other.db", isolation_level=None)
     with pytest.raises(sqlite3.OperationalError, match="locked"):
-        store._ensure_wal(_LockedAtFirst(fresh, failures=10_000))  # type: ignore[arg-type]
+        ensure_wal(_LockedAtFirst(fresh, failures=10_000), "other.db", timeout=0.05)  # type: ignore[arg-type]
     fresh.close()
-    store.close()
+
+
+def test_other_errors_are_not_retried(tmp_path: Path) -> None:
+    class Broken:
+        calls = 0
+
+        def execute(self, sql: str) -> sqlite3.Cursor:
+            Broken.calls += 1
+            raise sqlite3.OperationalError("disk I/O error")
+
+    with pytest.raises(sqlite3.OperationalError, match="disk"):
+        ensure_wal(Broken(), "x.db", timeout=5)  # type: ignore[arg-type]
+    assert Broken.calls == 1
 
 
 def test_many_processes_worth_of_stores_open_one_new_file_at_once(tmp_path: Path) -> None:
