@@ -26,6 +26,7 @@ The class has both capabilities, and the mapping's ``mode`` decides which one an
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import ipaddress
@@ -502,17 +503,20 @@ class GenericWebhookConnector(Connector[GenericWebhookSettings], Webhook, Pollin
         def no_constants(name: str) -> Any:
             raise ValueError(f"{name} is not JSON")
 
-        try:
-            # orjson first: it parses in C, several times faster than the standard library.
-            # What it refuses (NaN, 1e400, lone surrogates, nesting past its own limit, bad
-            # UTF-8) goes through the standard library, whose answer (a value or the error) is
-            # the one this connector has always given. So does any body with a run of 19 or
-            # more digits: orjson reads an integer beyond 64 bits as a float, silently
-            # losing digits of an id.
-            if _LONG_DIGITS.search(raw.encode() if isinstance(raw, str) else raw):
-                raise orjson.JSONDecodeError("long integer", "", 0)
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+        # orjson first: it parses in C, several times faster than the standard library. What
+        # it refuses (NaN, 1e400, lone surrogates, nesting past its own limit, bad UTF-8) goes
+        # through the standard library, whose answer (a value or the error) is the one this
+        # connector has always given. So does any body with a run of 19 or more digits: orjson
+        # reads an integer beyond 64 bits as a float, silently losing digits of an id.
+        data: Any = _UNPARSED
+        if isinstance(raw, str):
+            long_integer = _LONG_DIGITS_TEXT.search(raw) is not None
+        else:
+            long_integer = _LONG_DIGITS.search(raw) is not None
+        if not long_integer:
+            with contextlib.suppress(orjson.JSONDecodeError):
+                data = orjson.loads(raw)
+        if data is _UNPARSED:
             try:
                 data = json.loads(raw, parse_constant=no_constants)
             except RecursionError:
@@ -559,7 +563,9 @@ class GenericWebhookConnector(Connector[GenericWebhookSettings], Webhook, Pollin
         return self.engine.map(event.event_type, event.payload, ctx)
 
 
-_LONG_DIGITS = re.compile(rb"\d{19}")
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+_LONG_DIGITS_TEXT = re.compile(r"[0-9]{19}")
+_UNPARSED = object()
 
 
 def _deeper_than(data: Any, limit: int) -> bool:

@@ -335,10 +335,16 @@ def test_non_finite_json_numbers_are_400(kit: Any, body: bytes) -> None:
 
 
 def test_integers_beyond_64_bits_parse_exactly(kit: Any) -> None:
-    conn = build(kit)
+    from urllib.parse import urlencode
+
     big = 2**70 + 1
+    conn = build(kit)
     body = json.dumps({**ITEM, "big": big}).encode()
     assert conn.parse(kit.request(body))[0].payload["big"] == big  # type: ignore[index,call-overload]
+    form = build(kit, mapping(ingress={"content_types": ["application/x-www-form-urlencoded"]}))
+    body = urlencode({"payload": json.dumps({**ITEM, "big": -big})}).encode()
+    events = form.parse(kit.request(body, content_type="application/x-www-form-urlencoded"))
+    assert events[0].payload["big"] == -big  # type: ignore[index,call-overload]
 
 
 def test_size_cap_and_gzip(kit: Any) -> None:
