@@ -9,6 +9,7 @@ from hub.store.base import (
     OutboxItem,
     OutboxStats,
     Store,
+    item_weight,
 )
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "OutboxItem",
     "OutboxStats",
     "Store",
+    "item_weight",
     "open_store",
 ]
 

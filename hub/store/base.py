@@ -18,6 +18,7 @@ Outbox semantics (the delivery guarantee rests on them):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -60,6 +61,28 @@ class OutboxStats(BaseModel):
     ready: int
     leased: int
     oldest_enqueued_at: AwareDatetime | None
+    weight: int = Field(
+        description="the items' weights summed over ready and leased (see `item_weight`): "
+        "for the inbox, the raw events held; for an LRS outbox, ready + leased"
+    )
+
+
+_WEIGHTED_ID = re.compile(r"#([1-9][0-9]{0,5})#")
+
+
+def item_weight(statement_id: str) -> int:
+    """How many units an outbox item holds: ``k`` for an id ``#k#...``, else 1.
+
+    The inbox holds one item per webhook request or poll page of up to `hub.inbox.GROUP_SIZE`
+    raw events (one store write and one lease entry for all of them, instead of one each), and
+    names it ``#k#...`` so the stores can count events without reading bodies: a lease's
+    `max_items` and `OutboxStats.weight` count units. Statement ids (UUIDs) and single-event
+    inbox ids (``instance:delivery``; instance ids are slugs) never start with ``#``.
+    """
+    if not statement_id.startswith("#"):
+        return 1
+    found = _WEIGHTED_ID.match(statement_id)
+    return int(found.group(1)) if found else 1
 
 
 class DeadLetter(BaseModel):
@@ -185,9 +208,11 @@ class Store(Protocol):
     def outbox_lease(
         self, lrs: str, *, max_items: int, lease_seconds: float, now: datetime
     ) -> Lease | None:
-        """Take up to `max_items` due items, oldest first; None when nothing is due.
+        """Take due items, oldest first, up to `max_items` units; None when nothing is due.
 
-        Oldest = earliest due time; items due at the same instant come in no promised order.
+        Units are `item_weight`s: 1 per item, except the inbox's grouped items. The first item
+        is always taken, even when it alone weighs more. Oldest = earliest due time; items due
+        at the same instant come in no promised order.
         """
         ...
 
@@ -216,7 +241,8 @@ class Store(Protocol):
 
     def outbox_stats(self, lrs: str, *, now: datetime) -> OutboxStats:
         """`ready`: every waiting item, due or not, including those of leases expired at `now`;
-        `leased`: items of live leases; `oldest_enqueued_at`: over all undelivered items."""
+        `leased`: items of live leases; `oldest_enqueued_at`: over all undelivered items;
+        `weight`: the units (`item_weight`) of all of them."""
         ...
 
     def outbox_next_due(self, lrs: str) -> datetime | None:

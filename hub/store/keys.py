@@ -36,6 +36,7 @@ class OutboxKeys(NamedTuple):
     bodies: str  # HASH statement_id -> canonical statement bytes
     meta: str  # HASH statement_id -> OutboxItem JSON without the body
     enqueued: str  # ZSET statement_id -> enqueued_at (µs), for the oldest-item metric
+    extra: str  # STRING: sum of (item_weight - 1) over the items held (grouped inbox items)
 
 
 class DlqKeys(NamedTuple):
@@ -95,6 +96,7 @@ class RedisKeys:
             bodies=self._key("outbox", lrs, last="bodies"),
             meta=self._key("outbox", lrs, last="meta"),
             enqueued=self._key("outbox", lrs, last="enqueued"),
+            extra=self._key("outbox", lrs, last="extra"),
         )
 
     def dlq(self) -> DlqKeys:

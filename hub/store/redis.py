@@ -53,12 +53,22 @@ local function chunked(cmd, key, list)
 end
 """.replace("@CHUNK@", str(_LUA_CHUNK))
 
-# KEYS: ready, meta, bodies, enqueued.  ARGV: now_us, then (id, meta_json, body, enqueued_us)*.
-# The existence test is HSETNX on `meta`, not ZADD NX on `ready`: an id that is currently leased is
-# absent from `ready`, and re-adding it there would deliver it twice.
-_APPEND = """
+# An item's weight (hub.store.base.item_weight): k for an id "#k#...", else 1.
+_LUA_WEIGHT = """
+local function weight(id)
+  if string.byte(id, 1) ~= 35 then return 1 end
+  return tonumber(string.match(id, '^#([1-9]%d?%d?%d?%d?%d?)#')) or 1
+end
+"""
+
+# KEYS: ready, meta, bodies, enqueued, extra.  ARGV: now_us, then (id, meta_json, body,
+# enqueued_us)*. The existence test is HSETNX on `meta`, not ZADD NX on `ready`: an id that is
+# currently leased is absent from `ready`, and re-adding it there would deliver it twice.
+_APPEND = (
+    _LUA_WEIGHT
+    + """
 local now = ARGV[1]
-local added = 0
+local added, extra = 0, 0
 for i = 2, #ARGV, 4 do
   local id = ARGV[i]
   if redis.call('HSETNX', KEYS[2], id, ARGV[i + 1]) == 1 then
@@ -66,15 +76,19 @@ for i = 2, #ARGV, 4 do
     redis.call('ZADD', KEYS[1], now, id)
     redis.call('ZADD', KEYS[4], ARGV[i + 3], id)
     added = added + 1
+    extra = extra + weight(id) - 1
   end
 end
+if extra > 0 then redis.call('INCRBY', KEYS[5], extra) end
 return added
 """
+)
 
 # KEYS: ready, leased, lease_of, bodies, meta.  ARGV: now_us, max_items, expires_us, lease_id.
 # Returns {ids, bodies, metas} (empty table when nothing is due).
 _LEASE = (
     _LUA_CHUNKED
+    + _LUA_WEIGHT
     + """
 -- `now` stays the string it came as: scores round-trip exactly, with no Lua number formatting.
 local now = ARGV[1]
@@ -87,9 +101,17 @@ if #expired > 0 then
   chunked('ZREM', KEYS[2], expired)
   chunked('HDEL', KEYS[3], expired)
 end
--- 2. Take up to N due ids, earliest due first.
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
-if #ids == 0 then return {} end
+-- 2. Take due ids, earliest due first, up to N units of weight (the first one always).
+local most = tonumber(ARGV[2])
+local found = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, most)
+if #found == 0 then return {} end
+local ids, units = {}, 0
+for _, id in ipairs(found) do
+  local w = weight(id)
+  if #ids > 0 and units + w > most then break end
+  ids[#ids + 1] = id
+  units = units + w
+end
 local scored, owned = {}, {}
 for j, id in ipairs(ids) do
   scored[2 * j - 1] = ARGV[3]; scored[2 * j] = id
@@ -102,13 +124,22 @@ return {ids, chunked('HMGET', KEYS[4], ids), chunked('HMGET', KEYS[5], ids)}
 """
 )
 
-# KEYS: ready, leased, lease_of, bodies, meta, enqueued.  ARGV: ids.  Returns how many existed.
-# Unconditional on purpose: the LRS has confirmed these statements, so even if the lease expired
-# (and the ids went back to ready, or to another worker) there is nothing left to deliver.
-_ACK = """
-local removed = 0
+# KEYS: ready, leased, lease_of, bodies, meta, enqueued, extra.  ARGV: ids.  Returns how many
+# existed. Unconditional on purpose: the LRS has confirmed these statements, so even if the lease
+# expired (and the ids went back to ready, or to another worker) there is nothing left to deliver.
+# Only a weighted id that still existed takes its extra weight off the counter.
+_ACK = (
+    _LUA_WEIGHT
+    + """
+local removed, extra = 0, 0
 for i = 1, #ARGV, @CHUNK@ do
   local last = math.min(i + @CHUNK@ - 1, #ARGV)
+  for j = i, last do
+    local id = ARGV[j]
+    if string.byte(id, 1) == 35 and redis.call('HEXISTS', KEYS[5], id) == 1 then
+      extra = extra + weight(id) - 1
+    end
+  end
   removed = removed + redis.call('HDEL', KEYS[5], unpack(ARGV, i, last))
   redis.call('ZREM', KEYS[1], unpack(ARGV, i, last))
   redis.call('ZREM', KEYS[2], unpack(ARGV, i, last))
@@ -116,8 +147,10 @@ for i = 1, #ARGV, @CHUNK@ do
   redis.call('HDEL', KEYS[4], unpack(ARGV, i, last))
   redis.call('ZREM', KEYS[6], unpack(ARGV, i, last))
 end
+if extra > 0 then redis.call('DECRBY', KEYS[7], extra) end
 return removed
 """.replace("@CHUNK@", str(_LUA_CHUNK))
+)
 
 # KEYS: ready, leased, lease_of, meta.
 # ARGV: lease_id, not_before_us, count_attempt (1/0), has_error (1/0), error, now_iso, ids...
@@ -449,7 +482,9 @@ class RedisStore:
         args: list[str | bytes | int] = [_us(now)]
         for item in items:
             args += [item.statement_id, _encode_meta(item), item.body, _us(item.enqueued_at)]
-        return int(self._append(keys=[k.ready, k.meta, k.bodies, k.enqueued], args=args))
+        return int(
+            self._append(keys=[k.ready, k.meta, k.bodies, k.enqueued, k.extra], args=args)
+        )
 
     def outbox_lease(
         self, lrs: str, *, max_items: int, lease_seconds: float, now: datetime
@@ -514,11 +549,14 @@ class RedisStore:
         pipe.zcount(k.leased, "-inf", now_us)  # expired leases: waiting again in substance
         pipe.zcount(k.leased, f"({now_us}", "+inf")
         pipe.zrange(k.enqueued, 0, 0, withscores=True)
-        ready, expired, leased, oldest = pipe.execute()
+        pipe.get(k.extra)
+        ready, expired, leased, oldest, extra = pipe.execute()
+        held = int(ready) + int(expired) + int(leased)
         return OutboxStats(
             ready=int(ready) + int(expired),
             leased=int(leased),
             oldest_enqueued_at=_from_us(oldest[0][1]) if oldest else None,
+            weight=held + int(extra or 0),
         )
 
     def outbox_next_due(self, lrs: str) -> datetime | None:

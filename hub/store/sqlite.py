@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import Any, Final
 from uuid import uuid4
 
-from hub.store.base import DeadLetter, DeadLetterFilter, Lease, OutboxItem, OutboxStats
+from hub.store.base import (
+    DeadLetter,
+    DeadLetterFilter,
+    Lease,
+    OutboxItem,
+    OutboxStats,
+    item_weight,
+)
 
 __all__ = ["SqliteStore", "ensure_wal"]
 
@@ -235,6 +242,18 @@ def ensure_wal(conn: sqlite3.Connection, path: str, *, timeout: float) -> None:
         if str(mode).lower() != "wal":
             raise RuntimeError(f"could not switch {path} to WAL mode (got {mode!r})")
         return
+
+
+def _units_prefix(statement_ids: list[str], most: int) -> int:
+    """How many of the leading items fit in `most` units of weight (the first always)."""
+    taken = units = 0
+    for statement_id in statement_ids:
+        weight = item_weight(statement_id)
+        if taken and units + weight > most:
+            break
+        taken += 1
+        units += weight
+    return taken
 
 
 class SqliteStore:
@@ -510,13 +529,21 @@ class SqliteStore:
                 " WHERE lrs = ? AND lease_id IS NOT NULL AND lease_expires_at <= ?",
                 (now_ts, lrs, now_ts),
             )
+            due = c.execute(
+                "SELECT rowid, statement_id FROM outbox"
+                " WHERE lrs = ? AND lease_id IS NULL AND due_at <= ?"
+                " ORDER BY due_at, rowid LIMIT ?",
+                (lrs, now_ts, max_items),
+            ).fetchall()
+            # The same ordered prefix again, cut where the units run out (same transaction).
+            take = _units_prefix([r[1] for r in due], max_items)
             rows = c.execute(
                 "UPDATE outbox SET lease_id = ?, lease_expires_at = ? WHERE rowid IN ("
                 "  SELECT rowid FROM outbox WHERE lrs = ? AND lease_id IS NULL AND due_at <= ?"
                 "  ORDER BY due_at, rowid LIMIT ?"
                 ") RETURNING due_at, rowid, statement_id, instance_id, verb, enqueued_at,"
                 " received_at, attempts, first_failure_at, last_error, body",
-                (lease_id, _ts(expires_at), lrs, now_ts, max_items),
+                (lease_id, _ts(expires_at), lrs, now_ts, take),
             ).fetchall()  # RETURNING rows must be read before COMMIT
         if not rows:
             return None
@@ -588,9 +615,10 @@ class SqliteStore:
     def outbox_stats(self, lrs: str, *, now: datetime) -> OutboxStats:
         now_ts = _ts(now)
         # One statement, so one read snapshot; each sub-select runs on its partial index.
-        row = (
-            self._conn()
-            .execute(
+        conn = self._conn()
+        conn.execute("BEGIN")  # one read snapshot for both statements
+        try:
+            row = conn.execute(
                 "SELECT"
                 " (SELECT count(*) FROM outbox WHERE lrs = :lrs AND lease_id IS NULL),"
                 " (SELECT count(*) FROM outbox WHERE lrs = :lrs AND lease_id IS NOT NULL"
@@ -599,13 +627,23 @@ class SqliteStore:
                 "   AND lease_expires_at > :now),"
                 " (SELECT min(enqueued_at) FROM outbox WHERE lrs = :lrs)",
                 {"lrs": lrs, "now": now_ts},
-            )
-            .fetchone()
-        )
+            ).fetchone()
+            # Only the inbox's grouped items ("#k#...") weigh more than 1.
+            weighted = conn.execute(
+                "SELECT statement_id FROM outbox"
+                " WHERE lrs = ? AND statement_id >= '#' AND statement_id < '$'",
+                (lrs,),
+            ).fetchall()
+        finally:
+            conn.execute("COMMIT")
         ready, expired, leased, oldest = row[0], row[1], row[2], row[3]
+        held = int(ready) + int(expired) + int(leased)
         # An expired lease is waiting again in substance; the next lease call requeues it.
         return OutboxStats(
-            ready=int(ready) + int(expired), leased=int(leased), oldest_enqueued_at=_dt_opt(oldest)
+            ready=int(ready) + int(expired),
+            leased=int(leased),
+            oldest_enqueued_at=_dt_opt(oldest),
+            weight=held + sum(item_weight(r[0]) - 1 for r in weighted),
         )
 
     def outbox_next_due(self, lrs: str) -> datetime | None:

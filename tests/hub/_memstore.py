@@ -12,7 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from hub.store.base import DeadLetter, DeadLetterFilter, Lease, OutboxItem, OutboxStats
+from hub.store.base import (
+    DeadLetter,
+    DeadLetterFilter,
+    Lease,
+    OutboxItem,
+    OutboxStats,
+    item_weight,
+)
 from hub.testing import MemoryDedupeStore
 
 
@@ -121,10 +128,18 @@ class MemoryStore(MemoryDedupeStore):  # mark_seen / mark_seen_many / unmark_see
         self, lrs: str, *, max_items: int, lease_seconds: float, now: datetime
     ) -> Lease | None:
         self._expire(lrs, now)
-        due = sorted(
+        ordered = sorted(
             (w for w in self._box(lrs).values() if w.lease_id is None and w.not_before <= now),
             key=lambda w: (w.item.enqueued_at, w.item.statement_id),
-        )[:max_items]
+        )
+        due: list[_Waiting] = []
+        units = 0
+        for waiting in ordered:  # up to max_items units of weight, the first always
+            weight = item_weight(waiting.item.statement_id)
+            if due and units + weight > max_items:
+                break
+            due.append(waiting)
+            units += weight
         if not due:
             return None
         lease_id = f"lease-{next(self._ids)}"
@@ -176,7 +191,10 @@ class MemoryStore(MemoryDedupeStore):  # mark_seen / mark_seen_many / unmark_see
         box = self._box(lrs).values()
         leased = sum(1 for w in box if w.lease_id is not None)
         oldest = min((w.item.enqueued_at for w in box), default=None)
-        return OutboxStats(ready=len(box) - leased, leased=leased, oldest_enqueued_at=oldest)
+        weight = sum(item_weight(w.item.statement_id) for w in box)
+        return OutboxStats(
+            ready=len(box) - leased, leased=leased, oldest_enqueued_at=oldest, weight=weight
+        )
 
     def outbox_next_due(self, lrs: str) -> datetime | None:
         return min(

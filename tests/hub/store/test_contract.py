@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from hub.store.base import DeadLetter, DeadLetterFilter, Lease, OutboxItem, Store
+from hub.store.base import DeadLetter, DeadLetterFilter, Lease, OutboxItem, Store, item_weight
 from hub.store.redis import RedisStore
 from hub.store.sqlite import SqliteStore
 
@@ -305,6 +305,46 @@ def test_outbox_append_is_idempotent(store: Store) -> None:
     # Appending ids that are leased right now must not create a second copy.
     assert store.outbox_append(LRS, [item("a"), item("c")], now=T0) == 0
     assert store.outbox_lease(LRS, max_items=10, lease_seconds=30, now=T0) is None
+
+
+def test_grouped_items_lease_by_units_and_count_in_weight(store: Store) -> None:
+    # The inbox groups the events of a request into one item "#k#..." (hub.inbox.to_items).
+    t = [T0 + timedelta(seconds=n) for n in range(4)]  # one due time each: a fixed order
+    for sid, at in [("#3#acme:g1", t[0]), ("s1", t[1]), ("#2#acme:g2", t[2]), ("s2", t[3])]:
+        assert store.outbox_append(LRS, [item(sid, at=at)], now=at) == 1
+    assert store.outbox_append(LRS, [item("#3#acme:g1", at=t[3])], now=t[3]) == 0  # once only
+    now = t[3]
+    assert store.outbox_stats(LRS, now=now).weight == 7
+
+    first = store.outbox_lease(LRS, max_items=4, lease_seconds=30, now=now)
+    assert ids(first) == ["#3#acme:g1", "s1"]  # 3 + 1 units; "#2#" would make 6
+    second = store.outbox_lease(LRS, max_items=1, lease_seconds=30, now=now)
+    assert ids(second) == ["#2#acme:g2"]  # the first item is taken even when it outweighs
+    stats = store.outbox_stats(LRS, now=now)
+    assert (stats.ready, stats.leased, stats.weight) == (1, 3, 7)
+
+    assert first is not None
+    assert second is not None
+    store.outbox_ack(LRS, first.lease_id, ids(first))
+    assert store.outbox_stats(LRS, now=now).weight == 3
+    store.outbox_ack(LRS, first.lease_id, ids(first))  # acknowledged again: nothing changes
+    assert store.outbox_stats(LRS, now=now).weight == 3
+    store.outbox_release(LRS, second.lease_id, ids(second), not_before=now, now=now)
+    assert store.outbox_stats(LRS, now=now).weight == 3  # released, still held
+    third = store.outbox_lease(LRS, max_items=100, lease_seconds=30, now=now)
+    assert ids(third) == ["#2#acme:g2", "s2"]
+    assert third is not None
+    store.outbox_ack(LRS, third.lease_id, ids(third))
+    assert store.outbox_stats(LRS, now=now).weight == 0
+
+
+@pytest.mark.parametrize(
+    ("sid", "weight"),
+    [("#7#acme:x", 7), ("#999999#a", 999999), ("#0#a", 1), ("#x#a", 1), ("#12", 1),
+     ("acme:#3#", 1), ("5c0f7a6e-2f3b-5c7a-9a0e-0d5e6f7a8b9c", 1)],
+)  # fmt: skip
+def test_item_weight(sid: str, weight: int) -> None:
+    assert item_weight(sid) == weight
 
 
 def test_outboxes_are_separate_per_lrs(store: Store) -> None:
