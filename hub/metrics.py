@@ -228,10 +228,10 @@ class StoreCollector:
             + rt.store.dlq_count(stage="identity")
             + rt.store.dlq_count(stage="ingest"),
         )
-        inbox = GaugeMetricFamily("lxhub_inbox_depth", "Raw events waiting to be normalized")
+        inbox = GaugeMetricFamily("lxhub_inbox_depth", "Raw events held for normalizing")
         from hub.inbox import INBOX
 
-        inbox.add_metric([], rt.store.outbox_stats(INBOX, now=now).ready)
+        inbox.add_metric([], rt.store.outbox_stats(INBOX, now=now).weight)
         cursor_age = GaugeMetricFamily(
             "lxhub_cursor_age_seconds",
             "Time since a connector's last successful poll",

@@ -31,7 +31,7 @@ from hub.errors import HubError, MappingError, TransientError, UnresolvedActor
 from hub.events import SourceEvent, not_of_instance
 from hub.mapping import ActorResolver, MappingContext, Unmapped
 from hub.queue import Enqueuer
-from hub.store.base import DeadLetter, OutboxItem, Store
+from hub.store.base import DeadLetter, OutboxItem, Store, item_weight
 from hub.xapi import Statement
 from hub.xapi.serialize import canonical_bytes
 from hub.xapi.validation import StatementInvalid
@@ -413,29 +413,32 @@ def drain_inbox(
     A TransientError (a user-API lookup failed) puts the whole lease back with backoff; after
     `max_attempts` the envelopes go to the dead letters (replayable), never silently away.
     """
-    from hub.inbox import INBOX, from_item  # local: inbox imports this module
+    from hub.inbox import INBOX, read_item  # local: inbox imports this module
 
     now = clock.now()
     lease = store.outbox_lease(INBOX, max_items=max_items, lease_seconds=lease_seconds, now=now)
     if lease is None:
         return DrainReport()
     ids = [item.statement_id for item in lease.items]
-    report = DrainReport(leased=len(ids), more_waiting=len(ids) == max_items)
+    # Units, not items: a grouped inbox item holds several events (hub.inbox.to_items).
+    units = sum(item_weight(sid) for sid in ids)
+    report = DrainReport(leased=units, more_waiting=units >= max_items)
     events: list[SourceEvent] = []
     for item in lease.items:
-        try:
-            events.append(from_item(item))
-        except ValueError as exc:  # an envelope written by an incompatible version
+        good, bad = read_item(item)
+        events.extend(good)
+        for line in bad:  # an envelope written by an incompatible version: only it stops here
+            suffix = f":{line.number}" if item_weight(item.statement_id) > 1 else ""
             store.dlq_add(
                 DeadLetter(
-                    id=f"ingest:{item.statement_id}",
+                    id=f"ingest:{item.statement_id}{suffix}",
                     stage="ingest",
                     instance_id=item.instance_id,
                     reason="bad_envelope",
-                    detail=str(exc)[:2000],
+                    detail=line.error[:2000],
                     first_at=now,
                     last_at=now,
-                    body=item.body,
+                    body=line.raw,
                 )
             )
             report.dead_lettered += 1

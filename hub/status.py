@@ -139,7 +139,7 @@ def collect(runtime: HubRuntime, *, now: datetime | None = None, recent: int = 1
     letters = store.dlq_list(DeadLetterFilter(limit=recent))
     return HubStatus(
         generated_at=now,
-        inbox_backlog=store.outbox_stats(INBOX, now=now).ready,
+        inbox_backlog=store.outbox_stats(INBOX, now=now).weight,  # events, not items
         connectors=connectors,
         lrs=lrs_list,
         dead_letters_total=store.dlq_count(),

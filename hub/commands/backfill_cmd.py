@@ -410,7 +410,7 @@ def _backfill(
 def _wait_for_workers(rt: HubRuntime, max_waiting: int, progress: Progress) -> None:
     """Backpressure: let the workers catch up before adding more raw events."""
     while True:
-        waiting = rt.store.outbox_stats(INBOX, now=rt.clock.now()).ready
+        waiting = rt.store.outbox_stats(INBOX, now=rt.clock.now()).weight  # events
         if waiting <= max_waiting:
             progress.note = ""
             return

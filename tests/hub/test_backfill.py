@@ -187,7 +187,7 @@ def api() -> Iterator[respx.MockRouter]:
 
 def inbox_events(rt: HubRuntime) -> list[SourceEvent]:
     lease = rt.store.outbox_lease(INBOX, max_items=1000, lease_seconds=5, now=rt.clock.now())
-    return [] if lease is None else [from_item(item) for item in lease.items]
+    return [] if lease is None else [e for item in lease.items for e in from_item(item)]
 
 
 # -- the real import -------------------------------------------------------------------------------

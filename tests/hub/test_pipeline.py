@@ -270,9 +270,11 @@ def test_mapping_error_class_is_exported_for_connectors() -> None:
 def test_drain_inbox_acks_only_after_normalizing(store, clock) -> None:
     bound = make_bound(clock)
     inbox = StoreInbox(store, clock=clock)
-    inbox.enqueue([event("678"), event("679")])
-    inbox.enqueue([event("678")])  # the same delivery again: one inbox item
-    assert store.outbox_stats(INBOX, now=T0).ready == 2
+    inbox.enqueue([event("678"), event("679")])  # one grouped item of 2 events
+    inbox.enqueue([event("678"), event("679")])  # the same request again: the same item
+    inbox.enqueue([event("678")])  # the same delivery alone: an item of its own
+    stats = store.outbox_stats(INBOX, now=T0)
+    assert (stats.ready, stats.weight) == (2, 3)
     report = drain_inbox(
         store=store,
         clock=clock,
@@ -281,9 +283,11 @@ def test_drain_inbox_acks_only_after_normalizing(store, clock) -> None:
             evs, store=store, clock=clock, bound=bound, destinations=[Destination("a")]
         ),
     )
-    assert report.leased == 2
+    assert report.leased == 3
     assert store.outbox_stats(INBOX, now=T0).ready == 0
     assert store.outbox_stats(INBOX, now=T0).leased == 0
+    assert store.outbox_stats(INBOX, now=T0).weight == 0
+    # 678 was normalized twice, into the same statement id: the outbox holds it once.
     assert store.outbox_stats("a", now=T0).ready == 2
 
 
