@@ -84,7 +84,7 @@ def deliver_statements(lrs: str) -> int:
         wait = min(max(report.next_check_in, 0.05), MAX_COUNTDOWN)
         if rt.store.mark_seen("deliver-followup", lrs, ttl_seconds=wait):
             deliver_statements.apply_async((lrs,), countdown=wait)
-    elif _due(rt, lrs):
+    elif due_now(rt, lrs):
         # The last lease found the outbox empty, but statements came while we held the slot and
         # their kick found every slot busy and returned: look again now that the slot is free,
         # or they would wait for the scheduler's flush.
@@ -92,7 +92,7 @@ def deliver_statements(lrs: str) -> int:
     return delivered
 
 
-def _due(rt: HubRuntime, outbox: str) -> bool:
+def due_now(rt: HubRuntime, outbox: str) -> bool:
     """Something in `outbox` (an LRS's, or the inbox) can be taken now."""
     due = rt.store.outbox_next_due(outbox)
     return due is not None and due <= rt.clock.now()
@@ -102,9 +102,9 @@ def _due(rt: HubRuntime, outbox: str) -> bool:
 def flush() -> None:
     """Kick whatever has due work: the normalizer for the inbox, a deliverer per LRS."""
     rt = state.runtime()
-    if _due(rt, INBOX):
+    if due_now(rt, INBOX):
         kick(rt.store, "hub.normalize_events", force=True)
     for lrs in rt.config.lrs:
-        if lrs.enabled and _due(rt, lrs.name):
+        if lrs.enabled and due_now(rt, lrs.name):
             kick(rt.store, "hub.deliver_statements", (lrs.name,), force=True)
     rt.metrics.record_outboxes(rt, now=rt.clock.now())

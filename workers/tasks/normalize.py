@@ -8,11 +8,14 @@ import random
 import time
 
 from hub.backoff import full_jitter
+from hub.inbox import INBOX
 from hub.pipeline import drain_inbox
+from hub.runtime import HubRuntime
 from workers import state
 from workers.app import app
 from workers.gate import DrainGate
 from workers.kicks import kick
+from workers.tasks.delivery import due_now
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +38,11 @@ def _drain() -> int:
 
     started = time.monotonic()
     total = 0
+    # Statements appended per LRS since this task started, until the first full batch: that
+    # one is announced at once (force), not at the kick throttle's trailing edge. At the start
+    # of a burst the deliverer has just looked, found a partial batch and gone to wait; without
+    # this the LRS idled for up to a throttle window while a full batch sat in its outbox.
+    appended: dict[str, int] = {}
     while True:
         report = drain_inbox(
             store=rt.store,
@@ -47,10 +55,26 @@ def _drain() -> int:
             rt.metrics.record_normalize(report.normalized)
             for lrs_name, count in report.normalized.produced.items():
                 if count:
-                    kick(rt.store, "hub.deliver_statements", (lrs_name,))
-        if not report.more_waiting:
+                    _announce(rt, lrs_name, report.normalized.appended.get(lrs_name, 0), appended)
+        if not report.leased:
+            break
+        # Keep going while events keep coming (a burst arriving): the receivers' kicks are
+        # throttled, so ending here would leave them waiting for the throttle's trailing edge.
+        if not report.more_waiting and not due_now(rt, INBOX):
             break
         if time.monotonic() - started > DRAIN_SECONDS:
             kick(rt.store, "hub.normalize_events")
             break
     return total
+
+
+def _announce(rt: HubRuntime, lrs_name: str, new: int, appended: dict[str, int]) -> None:
+    """Kick the LRS's deliverer; at once, past the throttle, for this task's first full batch."""
+    before = appended.get(lrs_name, 0)
+    appended[lrs_name] = before + new
+    try:
+        batch = rt.lrs_config(lrs_name).batch_size
+    except KeyError:
+        batch = None
+    first_full = batch is not None and before < batch <= appended[lrs_name]
+    kick(rt.store, "hub.deliver_statements", (lrs_name,), force=first_full)
