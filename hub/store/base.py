@@ -85,6 +85,19 @@ def item_weight(statement_id: str) -> int:
     return int(found.group(1)) if found else 1
 
 
+def units_prefix(statement_ids: Sequence[str], most: int) -> int:
+    """How many of the leading items fit in `most` units of weight (the first always): the
+    cut every store's `outbox_lease` makes (Redis does the same in its lease script)."""
+    taken = units = 0
+    for statement_id in statement_ids:
+        weight = item_weight(statement_id)
+        if taken and units + weight > most:
+            break
+        taken += 1
+        units += weight
+    return taken
+
+
 class DeadLetter(BaseModel):
     """Something that could not go further, kept with everything needed to replay it."""
 

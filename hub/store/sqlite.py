@@ -36,6 +36,7 @@ from hub.store.base import (
     OutboxItem,
     OutboxStats,
     item_weight,
+    units_prefix,
 )
 
 __all__ = ["SqliteStore", "ensure_wal"]
@@ -244,18 +245,6 @@ def ensure_wal(conn: sqlite3.Connection, path: str, *, timeout: float) -> None:
         return
 
 
-def _units_prefix(statement_ids: list[str], most: int) -> int:
-    """How many of the leading items fit in `most` units of weight (the first always)."""
-    taken = units = 0
-    for statement_id in statement_ids:
-        weight = item_weight(statement_id)
-        if taken and units + weight > most:
-            break
-        taken += 1
-        units += weight
-    return taken
-
-
 class SqliteStore:
     """The hub's state in one SQLite file, safe for several threads and processes."""
 
@@ -270,7 +259,7 @@ class SqliteStore:
         self._opened_guard = threading.Lock()
         self._ttl_writes = 0  # unlocked: a lost increment only shifts the next sweep a little
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._ensure_wal(self._conn())
+        ensure_wal(self._conn(), self.path, timeout=self._busy_timeout_ms / 1000)
         with self._write() as c:
             # Not executescript(): it would COMMIT first, outside our IMMEDIATE transaction.
             # (So the schema must keep ';' out of its comments.)
@@ -285,9 +274,6 @@ class SqliteStore:
         if not url.startswith(scheme) or "?" in url:
             raise ValueError(f"expected sqlite:///path without query, got {url!r}")
         return cls(url[len(scheme) :])
-
-    def _ensure_wal(self, conn: sqlite3.Connection) -> None:
-        ensure_wal(conn, self.path, timeout=self._busy_timeout_ms / 1000)
 
     # -- connections and transactions ------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -530,13 +516,13 @@ class SqliteStore:
                 (now_ts, lrs, now_ts),
             )
             due = c.execute(
-                "SELECT rowid, statement_id FROM outbox"
+                "SELECT statement_id FROM outbox"
                 " WHERE lrs = ? AND lease_id IS NULL AND due_at <= ?"
                 " ORDER BY due_at, rowid LIMIT ?",
                 (lrs, now_ts, max_items),
             ).fetchall()
             # The same ordered prefix again, cut where the units run out (same transaction).
-            take = _units_prefix([r[1] for r in due], max_items)
+            take = units_prefix([r[0] for r in due], max_items)
             rows = c.execute(
                 "UPDATE outbox SET lease_id = ?, lease_expires_at = ? WHERE rowid IN ("
                 "  SELECT rowid FROM outbox WHERE lrs = ? AND lease_id IS NULL AND due_at <= ?"
@@ -614,7 +600,7 @@ class SqliteStore:
 
     def outbox_stats(self, lrs: str, *, now: datetime) -> OutboxStats:
         now_ts = _ts(now)
-        # One statement, so one read snapshot; each sub-select runs on its partial index.
+        # Each sub-select runs on its partial index; BEGIN makes both statements one snapshot.
         conn = self._conn()
         conn.execute("BEGIN")  # one read snapshot for both statements
         try:

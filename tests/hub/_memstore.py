@@ -19,6 +19,7 @@ from hub.store.base import (
     OutboxItem,
     OutboxStats,
     item_weight,
+    units_prefix,
 )
 from hub.testing import MemoryDedupeStore
 
@@ -132,14 +133,7 @@ class MemoryStore(MemoryDedupeStore):  # mark_seen / mark_seen_many / unmark_see
             (w for w in self._box(lrs).values() if w.lease_id is None and w.not_before <= now),
             key=lambda w: (w.item.enqueued_at, w.item.statement_id),
         )
-        due: list[_Waiting] = []
-        units = 0
-        for waiting in ordered:  # up to max_items units of weight, the first always
-            weight = item_weight(waiting.item.statement_id)
-            if due and units + weight > max_items:
-                break
-            due.append(waiting)
-            units += weight
+        due = ordered[: units_prefix([w.item.statement_id for w in ordered], max_items)]
         if not due:
             return None
         lease_id = f"lease-{next(self._ids)}"
