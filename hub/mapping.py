@@ -39,8 +39,10 @@ from hub.xapi import (
     Group,
     Result,
     Statement,
+    StatementJson,
     StatementRef,
     SubStatement,
+    format_timestamp,
 )
 from hub.xapi.ids import activity_iri, extension_iri, natural_key, statement_id, statement_namespace
 from hub.xapi.vocab import VerbDef
@@ -69,7 +71,9 @@ class Unmapped:
     event_type: str
 
 
-MapResult = Sequence[Statement] | Unmapped
+MapResult = Sequence[Statement | StatementJson] | Unmapped
+"""What `Connector.map` returns: statements (models, or JSON from a compiled mapping such as
+the generic webhook engine's; the pipeline validates both alike), or `Unmapped`."""
 
 
 class ActorResolver(Protocol):
@@ -162,15 +166,8 @@ class MappingContext:
         defaults to the verb's own key. Lineage records the natural key, not the delivery id,
         so a webhook and a backfill of the same fact produce byte-identical statements.
         """
-        vk = verb_key or verb.key
-        nk = self.natural_key(vk, key)
-        lineage: dict[str, JsonValue] = {
-            self.extension("source"): self.source,
-            self.extension("source-tenant"): self.tenant,
-            self.extension("source-event-id"): nk,
-            self.extension("connector"): self.connector_type,
-            self.extension("connector-version"): self.connector_version,
-        }
+        nk = self.natural_key(verb_key or verb.key, key)
+        lineage = self._lineage(nk)
         ctx = context or Context()
         merged: dict[str, JsonValue] = {
             **lineage,
@@ -191,6 +188,57 @@ class MappingContext:
             context=ctx,
             timestamp=timestamp,
         )
+
+    def statement_json(
+        self,
+        *,
+        verb: VerbDef,
+        key: Sequence[tuple[str, str]],
+        actor: Mapping[str, Any],
+        object_: Mapping[str, Any],
+        timestamp: datetime,
+        result: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        verb_key: str | None = None,
+        extensions: Mapping[str, JsonValue] | None = None,
+    ) -> StatementJson:
+        """`statement()` for mappings that build xAPI JSON directly (see `StatementJson`).
+
+        The same id, platform, language and lineage as `statement()`, written as JSON: `actor`,
+        `object_`, `result` and `context` are xAPI JSON objects, read and never changed.
+        """
+        nk = self.natural_key(verb_key or verb.key, key)
+        ctx: dict[str, Any] = dict(context or {})
+        ctx["extensions"] = {
+            **self._lineage(nk),
+            **(ctx.get("extensions") or {}),
+            **(extensions or {}),
+        }
+        if object_.get("objectType", "Activity") == "Activity":
+            ctx["platform"] = ctx.get("platform") or self.platform
+            ctx["language"] = ctx.get("language") or self.language
+        data: dict[str, Any] = {
+            "id": str(statement_id(statement_namespace(self.base_iri), nk)),
+            "actor": actor,
+            "verb": verb.verb_json(),
+            "object": object_,
+            "context": ctx,
+            "timestamp": format_timestamp(timestamp),
+        }
+        if result:
+            data["result"] = result
+        return StatementJson(data)
+
+    def _lineage(self, nk: str) -> dict[str, JsonValue]:
+        """The lineage extensions. They record the natural key, not the delivery id, so a
+        webhook and a backfill of the same fact produce byte-identical statements."""
+        return {
+            self.extension("source"): self.source,
+            self.extension("source-tenant"): self.tenant,
+            self.extension("source-event-id"): nk,
+            self.extension("connector"): self.connector_type,
+            self.extension("connector-version"): self.connector_version,
+        }
 
 
 class StatementMapper:

@@ -32,7 +32,7 @@ from hub.events import SourceEvent, not_of_instance
 from hub.mapping import ActorResolver, MappingContext, Unmapped
 from hub.queue import Enqueuer
 from hub.store.base import DeadLetter, OutboxItem, Store, item_weight
-from hub.xapi import Statement
+from hub.xapi import Statement, StatementJson, statement_verb_id
 from hub.xapi.serialize import canonical_bytes
 from hub.xapi.validation import StatementInvalid
 
@@ -251,7 +251,7 @@ def normalize(
 
 
 def _route(
-    statements: Sequence[Statement],
+    statements: Sequence[Statement | StatementJson],
     *,
     event: SourceEvent,
     bound: BoundInstance,
@@ -262,7 +262,7 @@ def _route(
     report: NormalizeReport,
 ) -> None:
     for statement in statements:
-        verb_iri = statement.verb.id
+        verb_iri = statement_verb_id(statement)
         targets = [
             d
             for d in destinations

@@ -48,6 +48,7 @@ from hub.lrs import LrsUnauthorized
 from hub.mapping import Unmapped
 from hub.pipeline import mapping_context, run_poll
 from hub.runtime import BoundConnector, HubRuntime
+from hub.xapi import statement_verb_id
 from hub.xapi.serialize import canonical_bytes
 from hub.xapi.validation import StatementInvalid
 
@@ -553,7 +554,9 @@ def _map_one(
         summary.unmapped[result.event_type] += 1
         return
     for statement in result:
-        targets = [d for d in destinations if d.accepts(bound.instance_id, statement.verb.id)]
+        targets = [
+            d for d in destinations if d.accepts(bound.instance_id, statement_verb_id(statement))
+        ]
         try:
             for version in {d.xapi_version for d in targets}:
                 canonical_bytes(statement, version=version)

@@ -83,7 +83,7 @@ from hub.testing.fixtures import (
     block_network,
     strict_router,
 )
-from hub.xapi import Statement, XapiVersion, canonical_bytes, validate_statement
+from hub.xapi import Statement, StatementJson, XapiVersion, canonical_bytes, validate_statement
 
 __all__ = [
     "BASE_IRI",
@@ -257,9 +257,9 @@ def normalize_events(
     events: Sequence[SourceEvent],
     *,
     make_context: Callable[[SourceEvent], MappingContext],
-) -> list[Statement]:
+) -> list[Statement | StatementJson]:
     """Map raw events to statements (Unmapped events give none; errors propagate)."""
-    out: list[Statement] = []
+    out: list[Statement | StatementJson] = []
     for event in events:
         result = connector.map(event, make_context(event))
         if not isinstance(result, Unmapped):
@@ -268,7 +268,7 @@ def normalize_events(
 
 
 def deliver_statements(
-    statements: Sequence[Statement],
+    statements: Sequence[Statement | StatementJson],
     *,
     http: httpx.Client,
     endpoint: str,
@@ -560,7 +560,7 @@ class ConnectorConformance:
 
     def map_events(
         self, connector: Connector[Any], events: Sequence[SourceEvent], actors: ActorResolver
-    ) -> list[Statement]:
+    ) -> list[Statement | StatementJson]:
         return normalize_events(
             connector,
             events,

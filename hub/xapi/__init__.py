@@ -47,6 +47,7 @@ from hub.xapi.serialize import (
     statement_from_bytes,
     statements_equivalent,
 )
+from hub.xapi.statement_json import StatementJson, statement_verb_id
 from hub.xapi.timefmt import (
     format_duration,
     format_timestamp,
@@ -87,6 +88,7 @@ __all__ = [
     "Score",
     "Statement",
     "StatementInvalid",
+    "StatementJson",
     "StatementRef",
     "SubStatement",
     "ValidationIssue",
@@ -111,6 +113,7 @@ __all__ = [
     "statement_from_bytes",
     "statement_id",
     "statement_namespace",
+    "statement_verb_id",
     "statements_equivalent",
     "validate_statement",
 ]

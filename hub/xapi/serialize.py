@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from hub.xapi.models import Statement
+from hub.xapi.statement_json import StatementJson
 from hub.xapi.timefmt import (
     format_duration,
     is_canonical_duration,
@@ -47,13 +48,20 @@ def _canonical_duration(text: str) -> str:
 
 
 def _canonicalise_durations(node: dict[str, Any]) -> None:
-    """Rewrite ``result.duration`` of a statement (and of a SubStatement object) in place."""
+    """Rewrite ``result.duration`` of a statement (and of a SubStatement object) in `node`.
+
+    Copy on write: `node` is the caller's own top-level dict, but what it holds may be shared
+    with a :class:`StatementJson` (read-only by contract), so changed members are replaced.
+    """
     result = node.get("result")
     if isinstance(result, dict) and isinstance(result.get("duration"), str):
-        result["duration"] = _canonical_duration(result["duration"])
+        canonical = _canonical_duration(result["duration"])
+        if canonical != result["duration"]:
+            node["result"] = {**result, "duration": canonical}
     obj = node.get("object")
     if isinstance(obj, dict) and obj.get("objectType") == "SubStatement":
-        _canonicalise_durations(obj)
+        node["object"] = sub = dict(obj)
+        _canonicalise_durations(sub)
 
 
 def canonical_json(data: Mapping[str, Any]) -> bytes:
@@ -93,7 +101,10 @@ def _has_non_finite(value: Any) -> bool:
 
 
 def canonical_bytes(
-    statement: Statement, *, version: XapiVersion = "1.0.3", now: datetime | None = None
+    statement: Statement | StatementJson,
+    *,
+    version: XapiVersion = "1.0.3",
+    now: datetime | None = None,
 ) -> bytes:
     """Validate ``statement`` for ``version`` and return the exact bytes to send.
 
@@ -104,7 +115,9 @@ def canonical_bytes(
     (default: the current time); the pipeline passes the event's receipt time, so a replay gets
     the same answer as the first run.
     """
-    data = statement.to_json()
+    # A model dumps to a fresh dict; a StatementJson's is read-only, so copy its top level
+    # (the only level edited below, apart from the copy-on-write of durations).
+    data = statement.to_json() if isinstance(statement, Statement) else dict(statement.data)
     issues = validate_statement(data, version=version, now=now, hub_rules=True)
     if issues:
         raise StatementInvalid(issues)

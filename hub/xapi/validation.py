@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Any, Literal, TypeGuard, cast
 
 from hub.xapi.models import IFI_KEYS, Statement
+from hub.xapi.statement_json import StatementJson
 from hub.xapi.timefmt import is_iso_duration, parse_strict_rfc3339
 
 __all__ = [
@@ -906,7 +907,7 @@ def _json_type(value: object) -> str:
 
 
 def validate_statement(
-    data: Mapping[str, Any] | Statement,
+    data: Mapping[str, Any] | Statement | StatementJson,
     *,
     version: XapiVersion = "1.0.3",
     now: datetime | None = None,
@@ -923,6 +924,8 @@ def validate_statement(
         raise ValueError(f"unsupported xAPI version {version!r}")
     if isinstance(data, Statement):
         data = data.to_json()
+    elif isinstance(data, StatementJson):
+        data = data.data
     current = datetime.now(UTC) if now is None else now
     if current.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -932,7 +935,7 @@ def validate_statement(
 
 
 def ensure_valid(
-    data: Mapping[str, Any] | Statement,
+    data: Mapping[str, Any] | Statement | StatementJson,
     *,
     version: XapiVersion = "1.0.3",
     now: datetime | None = None,

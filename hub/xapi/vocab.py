@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from hub.xapi.models import Activity, Verb
 
@@ -27,10 +27,19 @@ class VerbDef:
         """The xAPI Verb object with ``display`` in ``lang`` (one shared frozen instance)."""
         return _verb(self.iri, self.display, lang)
 
+    def verb_json(self, lang: str = "en-US") -> dict[str, Any]:
+        """The same Verb as xAPI JSON (one shared dict: read-only, see `StatementJson`)."""
+        return _verb_json(self.iri, self.display, lang)
+
 
 @lru_cache(maxsize=1024)
 def _verb(iri: str, display: str, lang: str) -> Verb:
     return Verb(id=iri, display={lang: display})
+
+
+@lru_cache(maxsize=1024)
+def _verb_json(iri: str, display: str, lang: str) -> dict[str, Any]:
+    return {"id": iri, "display": {lang: display}}
 
 
 class Verbs:

@@ -19,7 +19,7 @@ from hub.connector import ConnectorRuntime, Person
 from hub.errors import UnresolvedActor
 from hub.events import SourceEvent, WebhookRequest
 from hub.mapping import MappingContext, Unmapped
-from hub.xapi import Account, Agent, Statement
+from hub.xapi import Account, Agent, Statement, StatementJson
 
 BASE_IRI = "https://lrs-hub.example.com/xapi"
 RECEIVED_AT = datetime(2026, 2, 1, 12, 0, 0, tzinfo=UTC)
@@ -103,8 +103,10 @@ def context(conn: GenericWebhookConnector, event: SourceEvent) -> MappingContext
     return mapping_context(conn, event, base_iri=BASE_IRI, actors=EmailOrAccountResolver())
 
 
-def map_events(conn: GenericWebhookConnector, events: list[SourceEvent]) -> list[Statement]:
-    out: list[Statement] = []
+def map_events(
+    conn: GenericWebhookConnector, events: list[SourceEvent]
+) -> list[Statement | StatementJson]:
+    out: list[Statement | StatementJson] = []
     for event in events:
         result = conn.map(event, context(conn, event))
         assert not isinstance(result, Unmapped), f"unmapped event type {result.event_type}"

@@ -450,7 +450,7 @@ def test_statement_id_follows_the_fixed_key_format(kit: Any) -> None:
     conn = build(kit)
     (statement,) = map_one(kit, conn, ITEM)
     key = "webhook:inline|acme|attended|thing=t1|user=u1"
-    assert statement.id == uuid.uuid5(statement_namespace(kit.base_iri), key)
+    assert statement.id == str(uuid.uuid5(statement_namespace(kit.base_iri), key))
     w1 = (kit.fixtures / "example-coaching/events/w1-session-completed.json").read_bytes()
     (first,) = kit.map_body(kit.build("example-coaching"), w1)
     nk = "webhook:acmecoach|acme|attended|k1=ses_9001|k2=u_123"

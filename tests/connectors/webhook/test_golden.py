@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from connectors.webhook.settings import available_presets
+from hub.xapi import StatementJson, canonical_bytes
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CASES = sorted(FIXTURES.glob("*/events/*.json"))
@@ -69,3 +70,19 @@ def test_mapping_twice_gives_the_same_ids(case: Path, kit: Any) -> None:
     second = kit.map_body(kit.build(preset), case.read_bytes())
     assert [s["id"] for s in first] == [s["id"] for s in second]
     assert first == second
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: f"{p.parts[-3]}/{p.stem}")
+def test_statements_are_json_that_the_models_accept(case: Path, kit: Any) -> None:
+    # The engine fills xAPI JSON instead of pydantic models (StatementJson); the models'
+    # structural rules (one IFI, objectType tags, no unknown keys) must still hold, and the
+    # model of each statement must give the very bytes the pipeline queues.
+    conn = kit.build(case.parts[-3])
+    statements = kit.map_events(conn, conn.parse(kit.request(case.read_bytes())))
+    assert statements
+    for statement in statements:
+        assert isinstance(statement, StatementJson)
+        model = statement.to_statement()
+        assert canonical_bytes(model, now=kit.received_at) == canonical_bytes(
+            statement, now=kit.received_at
+        )

@@ -44,7 +44,7 @@ def test_watermark_paging_with_overlap(pk: Any, kit: Any) -> None:
     ids = [e.delivery_id for r in results for e in r.events]
     assert ids == ["cmp_01", "cmp_02", "cmp_03", "cmp_04"]
     statements = kit.map_events(conn, [e for e in results[0].events])
-    assert [s.verb.id.rsplit("/", 1)[-1] for s in statements] == ["attended", "completed"]
+    assert [s.verb_id.rsplit("/", 1)[-1] for s in statements] == ["attended", "completed"]
 
 
 def test_next_poll_goes_back_by_the_overlap(pk: Any) -> None:
