@@ -12,6 +12,7 @@ function table with its argument checks); anything else returns None and stays i
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from jmespath import visitor
@@ -91,10 +92,34 @@ def compile_node(node: Mapping[str, Any]) -> Evaluator | None:
 
         def call(data: Any, scope: Scope) -> Any:
             functions = scope.jmespath_options().custom_functions
-            return functions.call_function(name, [arg(data, scope) for arg in subs])
+            args = [arg(data, scope) for arg in subs]
+            table: Any = type(functions)
+            direct = _untyped(table, name)
+            if direct is None:
+                return functions.call_function(name, args)
+            function, arity, variadic = direct
+            if len(args) < arity if variadic else len(args) != arity:
+                return functions.call_function(name, args)  # raises jmespath's arity error
+            return function(functions, *args)
 
         return call
     return None
+
+
+@lru_cache(maxsize=256)
+def _untyped(table: Any, name: str) -> tuple[Callable[..., Any], int, bool] | None:
+    """`(function, arity, variadic)` of a function whose arguments jmespath would not type-check
+    (every hub function: each checks its own), else None. Calling it directly skips
+    `call_function`'s generic argument walk, a tenth of evaluating a mapping's expressions;
+    the arity rule is jmespath's own (a variadic slot means "this argument or more")."""
+    spec = getattr(table, "FUNCTION_TABLE", {}).get(name)
+    if spec is None:
+        return None
+    signature = spec["signature"]
+    if any(slot.get("types") for slot in signature):
+        return None
+    variadic = bool(signature) and bool(signature[-1].get("variadic"))
+    return spec["function"], len(signature), variadic
 
 
 def _path(keys: list[str]) -> Evaluator:

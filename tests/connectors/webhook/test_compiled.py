@@ -62,6 +62,11 @@ COMPILED = [
     "lower(type)",
     "concat(type, '-', 'x')",
     "length(data.tags)",
+    "length(n)",  # typed jmespath builtin: a number is a type error
+    "lower(type, type)",  # hub functions are called directly: jmespath's arity rules still hold
+    "to_datetime()",
+    "scale(n, `1`)",
+    "now(type)",
     "!(data.session.id)",
 ]
 
@@ -101,3 +106,19 @@ def test_other_shapes_stay_interpreted(expr: str) -> None:
     data = DATA[0]
     scope = Scope("https://h.example/xapi", "webhook:acme", "t1", "acme", RECEIVED, data)
     assert compile_expression(expr).search(data, scope) == interpreted(expr, data, scope)
+
+
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        ("lower(type, type)", r"Expected 1 argument for function lower\(\), received 2"),
+        ("to_datetime()", r"Expected at least 1 argument for function to_datetime\(\), received 0"),
+        ("now(type)", r"Expected 0 arguments for function now\(\), received 1"),
+    ],
+)
+def test_hub_functions_called_directly_keep_jmespaths_arity_errors(expr: str, message: str) -> None:
+    # The fast path calls hub functions without jmespath's call_function; a wrong argument count
+    # must still say so (not a Python TypeError about positional arguments).
+    scope = Scope("https://h.example/xapi", "webhook:acme", "t1", "acme", RECEIVED, {})
+    with pytest.raises(ExpressionError, match=message):
+        compile_expression(expr).search({"type": "x"}, scope)
