@@ -44,7 +44,14 @@ from hub.xapi import (
     SubStatement,
     format_timestamp,
 )
-from hub.xapi.ids import activity_iri, extension_iri, natural_key, statement_id, statement_namespace
+from hub.xapi.ids import (
+    activity_iri,
+    extension_iri,
+    natural_key,
+    statement_id,
+    statement_id_text,
+    statement_namespace,
+)
 from hub.xapi.vocab import VerbDef
 
 if TYPE_CHECKING:
@@ -218,7 +225,7 @@ class MappingContext:
             ctx["platform"] = ctx.get("platform") or self.platform
             ctx["language"] = ctx.get("language") or self.language
         data: dict[str, Any] = {
-            "id": str(statement_id(statement_namespace(self.base_iri), nk)),
+            "id": statement_id_text(statement_namespace(self.base_iri), nk),
             "actor": actor,
             "verb": verb.verb_json(),
             "object": object_,

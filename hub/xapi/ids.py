@@ -6,6 +6,7 @@ must always give the same id, whether it arrives by webhook, by redelivery or by
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ __all__ = [
     "extension_iri",
     "natural_key",
     "statement_id",
+    "statement_id_text",
     "statement_namespace",
 ]
 
@@ -80,6 +82,18 @@ def natural_key(
 def statement_id(namespace: uuid.UUID, key: str) -> uuid.UUID:
     """The deterministic statement id: ``uuid5(namespace, key)``."""
     return uuid.uuid5(namespace, key)
+
+
+def statement_id_text(namespace: uuid.UUID, key: str) -> str:
+    """``str(statement_id(namespace, key))``, computed as uuid5 does but without the UUID
+    object: builders of statement JSON need only the text, and the object cost twice as much.
+    (tests/hub/xapi/test_ids.py holds the two equal.)"""
+    sha1 = hashlib.sha1(namespace.bytes + key.encode(), usedforsecurity=False)  # uuid5 is SHA-1
+    digest = bytearray(sha1.digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _segment(what: str, value: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 
 import pytest
@@ -16,6 +17,7 @@ from hub.xapi import (
     statement_id,
     statement_namespace,
 )
+from hub.xapi.ids import statement_id_text
 
 BASE = "https://lrs-hub.example.com/xapi"
 HUB_NS = uuid.UUID("b3b2824f-59e2-5129-80fb-fdeb67e0c2bd")
@@ -149,6 +151,7 @@ def test_section_8_2_vectors(
     built = natural_key(source=source, tenant=tenant, verb_key=verb_key, parts=parts)
     assert built == key
     assert statement_id(statement_namespace(BASE), built) == uuid.UUID(expected)
+    assert statement_id_text(statement_namespace(BASE), built) == expected
 
 
 def test_docebo_key_from_vendor_timestamp() -> None:
@@ -223,3 +226,21 @@ def test_extension_iri() -> None:
     )
     with pytest.raises(ValueError, match="extension name"):
         extension_iri(BASE, "bad name")
+
+
+def test_statement_id_text_is_the_uuid5_text() -> None:
+    # The JSON builders use the text form; it must be the very id statement_id() gives, or
+    # the same fact would get two ids depending on which builder mapped it.
+    rng = random.Random(7)
+    alphabet = "abcXYZ019|=:/.-_ é€😀"
+    namespaces = [
+        statement_namespace("https://lrs-hub.example.com/xapi"),
+        uuid.UUID(int=0),
+        uuid.UUID(int=(1 << 128) - 1),
+    ]
+    for namespace in namespaces:
+        for _ in range(3000):
+            key = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
+            assert statement_id_text(namespace, key) == str(statement_id(namespace, key))
+    nk = "webhook:acmecoach|acme|attended|k1=ses_9001|k2=u_123"
+    assert statement_id_text(namespaces[0], nk) == str(uuid.uuid5(namespaces[0], nk))
