@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -229,6 +229,63 @@ def _is_number(value: object) -> bool:
     return math.isfinite(value)
 
 
+class _Verdicts:
+    """Values known to be valid, remembered so that recurring ones are not checked again.
+
+    The same few people and verbs recur in nearly every statement of a deployment, and checking
+    an agent or a verb was a tenth of validating a statement (bench/profile_stages.py). Their
+    rules depend on nothing but the value (not the xAPI version, not the clock), so a value that
+    passed once always passes. Keys are built only for plain values (strings, an account of two
+    strings); anything else is checked every time. Bounded: cleared when full.
+    """
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._known: set[Hashable] = set()
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._known
+
+    def add(self, key: Hashable) -> None:
+        if len(self._known) >= self.limit:
+            self._known.clear()
+        self._known.add(key)
+
+
+_VALID_AGENTS = _Verdicts()
+_VALID_VERBS = _Verdicts()
+
+
+def _agent_key(value: object, object_type_required: bool) -> tuple[Any, ...] | None:
+    """A key for a plain Agent object (string members; an account of homePage and name)."""
+    if type(value) is not dict:
+        return None
+    key: list[Any] = [object_type_required]
+    for name, member in value.items():
+        if type(member) is str:
+            key.append((name, member))
+        elif name == "account" and type(member) is dict and len(member) == 2:
+            home, user = member.get("homePage"), member.get("name")
+            if type(home) is not str or type(user) is not str:
+                return None
+            key.append((name, home, user))
+        else:
+            return None
+    return tuple(key)
+
+
+def _verb_key(value: object) -> tuple[Any, ...] | None:
+    """A key for a plain Verb object (a string id, a display map of strings); its id first."""
+    if type(value) is not dict or type(value.get("id")) is not str:
+        return None
+    display = value.get("display")
+    if display is None:
+        return (value["id"], len(value))
+    if type(display) is not dict or not all(type(v) is str for v in display.values()):
+        return None
+    return (value["id"], len(value), *display.items())
+
+
 class _Checker:
     """Walks one statement and collects issues."""
 
@@ -381,6 +438,15 @@ class _Checker:
         return sum(key in raw for key in IFI_KEYS)
 
     def agent(self, value: object, path: str, *, object_type_required: bool = False) -> None:
+        key = _agent_key(value, object_type_required)
+        if key is not None and key in _VALID_AGENTS:
+            return
+        before = len(self.issues)
+        self._agent(value, path, object_type_required=object_type_required)
+        if key is not None and len(self.issues) == before:
+            _VALID_AGENTS.add(key)
+
+    def _agent(self, value: object, path: str, *, object_type_required: bool) -> None:
         fields = self.fields(value, path, allowed=_AGENT_KEYS)
         if fields is None:
             return
@@ -442,6 +508,16 @@ class _Checker:
     # -- verb, activity, objects ---------------------------------------------------------
 
     def verb(self, value: object, path: str) -> str | None:
+        key = _verb_key(value)
+        if key is not None and key in _VALID_VERBS:
+            return cast(str, key[0])
+        before = len(self.issues)
+        verb_id = self._verb(value, path)
+        if key is not None and len(self.issues) == before:
+            _VALID_VERBS.add(key)
+        return verb_id
+
+    def _verb(self, value: object, path: str) -> str | None:
         fields = self.fields(value, path, allowed=_VERB_KEYS, required=("id",))
         if fields is None:
             return None

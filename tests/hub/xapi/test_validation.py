@@ -633,3 +633,66 @@ def test_future_check_uses_current_time_by_default(valid_v1: Data) -> None:
 def test_unsupported_version_rejected(valid_v1: Data) -> None:
     with pytest.raises(ValueError, match="unsupported"):
         validate_statement(valid_v1, version="1.1.0", now=NOW)  # type: ignore[arg-type]
+
+
+# -- remembered verdicts: recurring agents and verbs are checked once -------------------------
+
+
+def _paths(data: Data, **kwargs: Any) -> list[str]:
+    return [i.path for i in validate_statement(data, now=NOW, **kwargs)]
+
+
+def test_a_remembered_agent_never_hides_a_different_one(make_v1: Callable[[], Data]) -> None:
+    data = make_v1()
+    data["actor"] = {"mbox": "mailto:recurring@example.com"}
+    assert _paths(data) == []  # valid: now remembered
+    assert _paths(data) == []
+    data["actor"] = {"mbox": "recurring@example.com"}  # no mailto:
+    assert _paths(data) == ["$.actor.mbox"]
+    assert _paths(data) == ["$.actor.mbox"]  # an invalid value is never remembered
+    data["actor"] = {"mbox": "mailto:recurring@example.com", "objectType": "Person"}
+    assert _paths(data) == ["$.actor.objectType"]
+    data["actor"] = {"mbox": "mailto:recurring@example.com", "name": 5}
+    assert _paths(data) == ["$.actor.name"]  # not a plain value: checked every time
+
+
+def test_a_remembered_agent_as_object_still_needs_its_object_type(
+    make_v1: Callable[[], Data],
+) -> None:
+    data = make_v1()
+    agent = {"account": {"homePage": "https://lms.example.com", "name": "u-9"}}
+    data["actor"] = dict(agent)
+    assert _paths(data) == []
+    data["object"] = dict(agent)  # the same agent as the object, without objectType
+    for key in ("revision", "platform"):  # these only go with an Activity object
+        del data["context"][key]
+    assert _paths(data) == ["$.object.objectType"]
+    data["object"] = {"account": {"homePage": "not an iri", "name": "u-9"}, "objectType": "Agent"}
+    assert _paths(data) == ["$.object.account.homePage"]
+
+
+def test_a_remembered_verb_never_hides_a_different_one(make_v1: Callable[[], Data]) -> None:
+    data = make_v1()
+    verb = "https://example.com/verbs/recurring"
+    data["verb"] = {"id": verb, "display": {"en-US": "recurred"}}
+    assert _paths(data) == []
+    data["verb"] = {"id": verb, "display": {"en_US": "recurred"}}  # not a language tag
+    assert _paths(data) == ["$.verb.display.en_US"]
+    data["verb"] = {"id": verb, "display": {"en-US": "recurred"}, "extra": "x"}
+    assert _paths(data) == ["$.verb.extra"]
+    data["verb"] = {"id": verb}
+    assert _paths(data) == []
+    data["verb"] = {"id": verb, "display": None}
+    assert _paths(data) == ["$.verb.display"]
+
+
+def test_verdicts_are_bounded() -> None:
+    from hub.xapi.validation import _Verdicts
+
+    verdicts = _Verdicts(limit=3)
+    for n in range(3):
+        verdicts.add(n)
+    assert all(n in verdicts for n in range(3))
+    verdicts.add(3)  # full: forget the old ones rather than grow
+    assert 3 in verdicts
+    assert 0 not in verdicts
