@@ -209,6 +209,12 @@ class HubRuntime:
             actors=self.identity,
         )
 
+    def due_now(self, outbox: str) -> bool:
+        """Something in `outbox` (an LRS's, or the inbox) can be taken now: the tasks ask
+        before they stop, so that work which arrived while they ran is not left waiting."""
+        due = self.store.outbox_next_due(outbox)
+        return due is not None and due <= self.clock.now()
+
     def enabled_instance(self, instance_id: str) -> BoundConnector | None:
         bound = self.connectors.get(instance_id)
         return bound if bound is not None and bound.enabled else None

@@ -26,6 +26,10 @@ class FakeRuntime:
     metrics: Any = None
     normalize: object = None
     recorded: list[NormalizeReport] = field(default_factory=list)
+    dues: list[bool] = field(default_factory=list)
+
+    def due_now(self, outbox: str) -> bool:
+        return self.dues.pop(0) if self.dues else False
 
     def lrs_config(self, name: str) -> FakeLrs:
         return self.lrs[name]
@@ -59,12 +63,11 @@ def rounds(*appended: int) -> list[DrainReport]:
 def run(
     monkeypatch: pytest.MonkeyPatch, reports: list[DrainReport], due: list[bool]
 ) -> FakeRuntime:
-    rt = FakeRuntime(lrs={"lrs": FakeLrs(batch_size=100)})
+    rt = FakeRuntime(lrs={"lrs": FakeLrs(batch_size=100)}, dues=list(due))
     rt.metrics = rt
-    queue, dues = list(reports), list(due)
+    queue = list(reports)
     monkeypatch.setattr(task.state, "runtime", lambda: rt)
     monkeypatch.setattr(task, "drain_inbox", lambda **_: queue.pop(0) if queue else DrainReport())
-    monkeypatch.setattr(task, "due_now", lambda rt, outbox: dues.pop(0) if dues else False)
     task._drain()
     return rt
 

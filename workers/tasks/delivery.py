@@ -10,7 +10,6 @@ import uuid
 from hub.delivery import acquire_slot, deliver_once
 from hub.inbox import INBOX
 from hub.metrics import record_delivered
-from hub.runtime import HubRuntime
 from workers import state
 from workers.app import app
 from workers.celeryconfig import MAX_COUNTDOWN
@@ -84,7 +83,7 @@ def deliver_statements(lrs: str) -> int:
         wait = min(max(report.next_check_in, 0.05), MAX_COUNTDOWN)
         if rt.store.mark_seen("deliver-followup", lrs, ttl_seconds=wait):
             deliver_statements.apply_async((lrs,), countdown=wait)
-    elif due_now(rt, lrs):
+    elif rt.due_now(lrs):
         # The last lease found the outbox empty, but statements came while we held the slot and
         # their kick found every slot busy and returned: look again now that the slot is free,
         # or they would wait for the scheduler's flush.
@@ -92,19 +91,13 @@ def deliver_statements(lrs: str) -> int:
     return delivered
 
 
-def due_now(rt: HubRuntime, outbox: str) -> bool:
-    """Something in `outbox` (an LRS's, or the inbox) can be taken now."""
-    due = rt.store.outbox_next_due(outbox)
-    return due is not None and due <= rt.clock.now()
-
-
 @app.task(name="hub.flush")
 def flush() -> None:
     """Kick whatever has due work: the normalizer for the inbox, a deliverer per LRS."""
     rt = state.runtime()
-    if due_now(rt, INBOX):
+    if rt.due_now(INBOX):
         kick(rt.store, "hub.normalize_events", force=True)
     for lrs in rt.config.lrs:
-        if lrs.enabled and due_now(rt, lrs.name):
+        if lrs.enabled and rt.due_now(lrs.name):
             kick(rt.store, "hub.deliver_statements", (lrs.name,), force=True)
     rt.metrics.record_outboxes(rt, now=rt.clock.now())

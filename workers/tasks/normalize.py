@@ -15,7 +15,6 @@ from workers import state
 from workers.app import app
 from workers.gate import DrainGate
 from workers.kicks import kick
-from workers.tasks.delivery import due_now
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ def _drain() -> int:
             break
         # Keep going while events keep coming (a burst arriving): the receivers' kicks are
         # throttled, so ending here would leave them waiting for the throttle's trailing edge.
-        if not report.more_waiting and not due_now(rt, INBOX):
+        if not report.more_waiting and not rt.due_now(INBOX):
             break
         if time.monotonic() - started > DRAIN_SECONDS:
             kick(rt.store, "hub.normalize_events")
