@@ -263,6 +263,69 @@ def test_invalid_statement_goes_to_dead_letters(store, clock) -> None:
     assert store.outbox_stats("a", now=T0).ready == 0
 
 
+class JsonConnector(FakeConnector):
+    """Maps like a compiled mapping does: xAPI JSON (`StatementJson`), not models."""
+
+    name: ClassVar[str] = "json"
+
+    def map(self, event: SourceEvent, ctx: MappingContext) -> Any:
+        payload = event.payload
+        assert isinstance(payload, dict)
+        return [
+            ctx.statement_json(
+                verb=Verbs.ATTENDED,
+                key=[("session", str(payload["session"]))],
+                actor={"mbox": str(payload["mbox"])},
+                object_={"id": ctx.activity_id("session", str(payload["session"]))},
+                timestamp=T0,
+                result={"duration": "PT90M"},  # not canonical: the outbox gets PT1H30M
+            )
+        ]
+
+
+def test_statement_json_is_routed_validated_and_left_unchanged(store, clock) -> None:
+    conn = JsonConnector(
+        Settings(), runtime=ConnectorRuntime(instance_id="lms", base_iri=BASE, clock=clock)
+    )
+    bound = Bound("lms", conn)
+    mapped: list[Any] = []  # (statement, a deep copy of its JSON at mapping time)
+    original_map = conn.map
+
+    def spy(event: SourceEvent, ctx: MappingContext) -> Any:
+        result = original_map(event, ctx)
+        mapped.extend((s, json.loads(json.dumps(s.data))) for s in result)
+        return result
+
+    conn.map = spy  # type: ignore[method-assign]
+    good = SourceEvent(
+        instance_id="lms",
+        event_type="x",
+        payload={"session": "s1", "mbox": "mailto:ada@example.com"},
+        received_at=T0,
+    )
+    bad = SourceEvent(
+        instance_id="lms", event_type="x", payload={"session": "s2", "mbox": "ada"}, received_at=T0
+    )
+    dests = [Destination("a"), Destination("b", xapi_version="2.0.0")]
+    report = run_normalize([good, bad], store=store, clock=clock, bound=bound, destinations=dests)
+    assert report.appended == {"a": 1, "b": 1}
+    assert report.dead_lettered == {"invalid_statement": 1}
+    [letter] = store.dlq_list(__import__("hub.store").store.DeadLetterFilter())
+    assert "$.actor.mbox" in letter.detail
+    bodies = []
+    for name in ("a", "b"):
+        lease = store.outbox_lease(name, max_items=10, lease_seconds=30, now=T0)
+        assert lease is not None
+        bodies += [json.loads(item.body) for item in lease.items]
+    assert bodies[0] == bodies[1]  # nothing version-specific in it
+    assert bodies[0]["result"] == {"duration": "PT1H30M"}
+    assert bodies[0]["context"]["platform"] == "Fake LMS"
+    # What the mapper returned is exactly as it was: the hub copied before canonicalising.
+    statement, snapshot = mapped[0]
+    assert statement.data == snapshot
+    assert statement.data["result"] == {"duration": "PT90M"}
+
+
 def test_mapping_error_class_is_exported_for_connectors() -> None:
     assert issubclass(MappingError, Exception)
 
