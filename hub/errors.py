@@ -15,6 +15,7 @@ into a decision (retry, wait, dead-letter, stop) so no task invents its own poli
     ├─ UnresolvedActor        no identifier could be formed for a person
     ├─ MappingError           an event the mapper handles but cannot turn into a valid statement
     ├─ PluginLoadError        a connector plugin failed to import or validate
+    ├─ MaintenanceIncomplete  part of a connector's upkeep failed; the events it found still go in
     └─ DeliveryError          the LRS side, with the same transient/permanent split
        ├─ DeliveryTransient
        └─ DeliveryPermanent
@@ -23,6 +24,12 @@ Messages never contain secrets: constructors take already-redacted text.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hub.events import SourceEvent
 
 
 class HubError(Exception):
@@ -99,6 +106,20 @@ class PluginLoadError(HubError):
         super().__init__(f"connector plugin {plugin}: {reason}")
         self.plugin = plugin
         self.reason = reason
+
+
+class MaintenanceIncomplete(HubError):
+    """Raised by `maintain()` when part of the upkeep failed after other parts found events.
+
+    The hub enqueues `events` (they are not lost with the failed part) and then records the
+    failure as the instance's health error, so an admin sees it. `errors` are the failed parts'
+    messages, already free of secrets.
+    """
+
+    def __init__(self, events: Sequence[SourceEvent], errors: Sequence[str]) -> None:
+        super().__init__("; ".join(errors) or "maintenance incomplete")
+        self.events = list(events)
+        self.errors = list(errors)
 
 
 class DeliveryError(HubError):

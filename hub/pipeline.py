@@ -27,7 +27,13 @@ from typing import Any, Literal, Protocol
 from hub import health
 from hub.clock import Clock
 from hub.connector import Connector, Polling
-from hub.errors import HubError, MappingError, TransientError, UnresolvedActor
+from hub.errors import (
+    HubError,
+    MaintenanceIncomplete,
+    MappingError,
+    TransientError,
+    UnresolvedActor,
+)
 from hub.events import SourceEvent, not_of_instance
 from hub.mapping import ActorResolver, MappingContext, Unmapped
 from hub.queue import Enqueuer
@@ -376,9 +382,16 @@ def run_maintain(bound: BoundInstance, *, enqueuer: Enqueuer) -> int:
     """Run an instance's upkeep and enqueue the events it returns; how many were enqueued.
 
     Events that name another instance, or are not `SourceEvent`s, are a plugin bug: refused
-    with a `TypeError` naming the connector, before anything is enqueued.
+    with a `TypeError` naming the connector, before anything is enqueued. When the upkeep
+    raises `MaintenanceIncomplete`, the events it carries are enqueued first and the exception
+    is raised again, for the caller to record the failed part.
     """
-    events = list(bound.connector.maintain() or ())
+    incomplete: MaintenanceIncomplete | None = None
+    try:
+        found = bound.connector.maintain()
+    except MaintenanceIncomplete as exc:
+        found, incomplete = exc.events, exc
+    events = list(found or ())
     bad = not_of_instance(events, bound.instance_id)
     if bad:
         raise TypeError(
@@ -386,6 +399,8 @@ def run_maintain(bound: BoundInstance, *, enqueuer: Enqueuer) -> int:
             f"are not SourceEvents of instance {bound.instance_id!r}"
         )
     enqueuer.enqueue(events)
+    if incomplete is not None:
+        raise incomplete
     return len(events)
 
 

@@ -13,7 +13,7 @@ import pytest
 from hub.clock import FrozenClock
 from hub.connector import Connector, ConnectorRuntime, ConnectorSettings, Person, Polling
 from hub.cursor import TimeCursor
-from hub.errors import MappingError, TransientError
+from hub.errors import MaintenanceIncomplete, MappingError, TransientError
 from hub.events import PollResult, SourceEvent
 from hub.inbox import INBOX, StoreInbox
 from hub.mapping import EventPayload, MappingContext, StatementMapper
@@ -432,14 +432,17 @@ def test_run_poll_skips_when_another_poll_holds_the_lock(store, clock) -> None:
 
 
 class Upkeep:
-    """A connector whose maintain() returns the events it was given."""
+    """A connector whose maintain() returns the events it was given (or raises `fail`)."""
 
     name = "upkeep"
 
-    def __init__(self, events: list[Any] | None) -> None:
+    def __init__(self, events: list[Any] | None, fail: Exception | None = None) -> None:
         self.events = events
+        self.fail = fail
 
     def maintain(self) -> list[Any] | None:
+        if self.fail is not None:
+            raise self.fail
         return self.events
 
 
@@ -463,3 +466,21 @@ def test_run_maintain_refuses_events_of_another_instance_and_enqueues_none() -> 
     with pytest.raises(TypeError, match="'upkeep'.*not SourceEvents of instance 'yt'"):
         run_maintain(Bound("yt", Upkeep(found)), enqueuer=enq)
     assert enq.events == []
+
+
+def test_run_maintain_enqueues_what_an_incomplete_upkeep_found_then_raises() -> None:
+    enq = ListEnqueuer()
+    found = [upkeep_event("yt", 1)]
+    failed = MaintenanceIncomplete(found, ["WebSub: HTTP 503", "playlists: quota"])
+    with pytest.raises(MaintenanceIncomplete, match="WebSub: HTTP 503; playlists: quota"):
+        run_maintain(Bound("yt", Upkeep(None, fail=failed)), enqueuer=enq)
+    assert enq.events == found  # the found events are not lost with the failed part
+    # Any other failure enqueues nothing (there is nothing to enqueue).
+    with pytest.raises(TransientError):
+        run_maintain(Bound("yt", Upkeep(found, fail=TransientError("down"))), enqueuer=enq)
+    assert enq.events == found
+    # An incomplete upkeep's events are checked like returned ones.
+    stray = MaintenanceIncomplete([upkeep_event("other", 2)], ["x"])
+    with pytest.raises(TypeError, match="not SourceEvents of instance 'yt'"):
+        run_maintain(Bound("yt", Upkeep(None, fail=stray)), enqueuer=enq)
+    assert enq.events == found
