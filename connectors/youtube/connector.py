@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Literal, NamedTuple, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from connectors.youtube.catalog import PlaylistCatalog
 from connectors.youtube.dataapi import MetadataClient
 from connectors.youtube.models import (
     BATCH_EVENT,
@@ -67,6 +68,7 @@ from hub import (
     Connector,
     ConnectorRuntime,
     InvalidSignature,
+    MaintenanceIncomplete,
     MappingContext,
     MappingError,
     MapResult,
@@ -139,6 +141,9 @@ class YouTubeConnector(Connector[YouTubeSettings], Webhook):
         super().__init__(settings, runtime=runtime)
         self.metadata = MetadataClient(
             settings, http=runtime.http, state=runtime.state, clock=runtime.clock
+        )
+        self.catalog = PlaylistCatalog(
+            settings, metadata=self.metadata, state=runtime.state, clock=runtime.clock
         )
 
     # -- declared facts --------------------------------------------------------------------
@@ -452,13 +457,24 @@ class YouTubeConnector(Connector[YouTubeSettings], Webhook):
         raise ConfigError(f"WebSub {mode}: HTTP {response.status_code} from the hub")
 
     def maintain(self) -> list[SourceEvent]:
-        """Renew WebSub subscriptions; return an `IDLE_EVENT` for every session idle too long.
+        """Return an `IDLE_EVENT` for every session idle too long; renew WebSub subscriptions;
+        walk the configured playlists into the metadata cache.
 
         The sweep's events go through the normalizer like any other (the hub enqueues them), so
-        the server-side `terminated` is built, validated and delivered the usual way.
+        the server-side `terminated` is built, validated and delivered the usual way. A failing
+        WebSub hub or Data API must not hold those back: each part runs, and their failures
+        come back together in `MaintenanceIncomplete`, which still carries the events.
         """
         idle = self._idle_sessions()
-        self._maintain_websub()
+        errors: list[str] = []
+        try:
+            self._maintain_websub()
+        except (TransientError, ConfigError) as exc:
+            errors.append(f"WebSub: {exc}")
+        if self.settings.playlists:
+            errors.extend(f"catalog: {e}" for e in self.catalog.refresh().errors)
+        if errors:
+            raise MaintenanceIncomplete(idle, errors)
         return idle
 
     def _maintain_websub(self) -> None:

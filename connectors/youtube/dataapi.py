@@ -17,6 +17,7 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -27,7 +28,7 @@ from connectors.youtube.settings import YouTubeSettings
 from hub import Clock, ConfigError, KeyValue, TransientError
 from hub.xapi import parse_duration, parse_timestamp
 
-__all__ = ["MAX_IDS_PER_CALL", "MetadataClient", "pacific_day"]
+__all__ = ["MAX_IDS_PER_CALL", "MetadataClient", "error_reason", "pacific_day"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,9 @@ class _Item(BaseModel):
     contentDetails: _ContentDetails = Field(default_factory=_ContentDetails)  # noqa: N815
 
 
+_Body = TypeVar("_Body", bound=BaseModel)
+
+
 class _ListResponse(BaseModel):
     model_config = ConfigDict(extra="ignore")
     items: list[_Item] = Field(default_factory=list)
@@ -101,7 +105,8 @@ def _meta(item: _Item) -> VideoMeta:
     )
 
 
-def _reason(response: httpx.Response) -> str:
+def error_reason(response: httpx.Response) -> str:
+    """`error.errors[0].reason` of a Google API error body (`quotaExceeded`), or ''."""
     try:
         data = response.json()
         reason = data["error"]["errors"][0]["reason"]
@@ -137,12 +142,14 @@ class MetadataClient:
     def quota_left(self) -> int:
         return max(0, self._settings.daily_quota_units - self.quota_used())
 
-    def _charge(self, units: int = 1) -> None:
+    def charge(self, units: int = 1) -> None:
+        """Count `units` spent today (every Data API request costs, failed ones included)."""
         # get+set, not atomic: concurrent workers may under-count by a few units (open point:
         # KeyValue has no increment; Store.incr exists but is not exposed to connectors).
         self._state.set(self._quota_key(), str(self.quota_used() + units), ttl_seconds=2 * 86400)
 
-    def _exhaust(self) -> None:
+    def exhaust(self) -> None:
+        """Google said the quota is spent: count the whole day as used."""
         self._state.set(
             self._quota_key(), str(self._settings.daily_quota_units), ttl_seconds=2 * 86400
         )
@@ -208,37 +215,44 @@ class MetadataClient:
         disabled API, TransientError for 5xx, network errors and a spent quota."""
         if not video_ids or len(video_ids) > MAX_IDS_PER_CALL:
             raise ValueError(f"videos.list takes 1 to {MAX_IDS_PER_CALL} ids")
+        params = {"part": parts, "id": ",".join(video_ids), "maxResults": str(MAX_IDS_PER_CALL)}
+        body = self.get("videos", params, _ListResponse)
+        return {item.id: _meta(item) for item in body.items}
+
+    def get(self, resource: str, params: dict[str, str], model: type[_Body]) -> _Body:
+        """One Data API `GET /{resource}` with the key (1 unit, counted), read into `model`.
+
+        Raises ConfigError for a bad key, a disabled API or a missing resource (4xx: a human
+        must act), TransientError for 5xx, 408, 429, network errors, an unreadable answer and
+        a spent quota (which also marks the day as spent).
+        """
         if self._settings.api_key is None:
             raise ConfigError("no api_key configured for the YouTube Data API")
-        url = str(self._settings.api_base_url).rstrip("/") + "/videos"
-        params = {
-            "part": parts,
-            "id": ",".join(video_ids),
-            "key": self._settings.api_key.get_secret_value(),
-            "maxResults": str(MAX_IDS_PER_CALL),
-        }
+        what = f"GET /{resource}"
+        url = str(self._settings.api_base_url).rstrip("/") + "/" + resource
+        query = {**params, "key": self._settings.api_key.get_secret_value()}
         try:
-            response = self._http.get(url, params=params, timeout=15.0)
+            response = self._http.get(url, params=query, timeout=15.0)
         except httpx.HTTPError as exc:
-            raise TransientError(f"GET /videos: network error ({type(exc).__name__})") from None
+            raise TransientError(f"{what}: network error ({type(exc).__name__})") from None
         finally:
             # Google charges a unit for every request it receives, failed ones included.
-            self._charge()
+            self.charge()
         status = response.status_code
-        if status == 403 and _reason(response) in ("quotaExceeded", "dailyLimitExceeded"):
-            self._exhaust()
-            raise TransientError("GET /videos: daily quota exceeded")
+        reason = error_reason(response)
+        if status == 403 and reason in ("quotaExceeded", "dailyLimitExceeded"):
+            self.exhaust()
+            raise TransientError(f"{what}: daily quota exceeded")
         if status in (400, 401, 403):
             raise ConfigError(
-                f"GET /videos: HTTP {status} {_reason(response) or ''}".rstrip()
+                f"{what}: HTTP {status} {reason}".rstrip()
                 + " (check api_key and that the YouTube Data API v3 is enabled)"
             )
         if status >= 500 or status in (408, 429):
-            raise TransientError(f"GET /videos: HTTP {status}")
+            raise TransientError(f"{what}: HTTP {status}")
         if status >= 300:
-            raise ConfigError(f"GET /videos: unexpected HTTP {status}")
+            raise ConfigError(f"{what}: HTTP {status} {reason}".rstrip())
         try:
-            body = _ListResponse.model_validate(json.loads(response.content))
+            return model.model_validate(json.loads(response.content))
         except (ValueError, ValidationError):
-            raise TransientError("GET /videos: unreadable response") from None
-        return {item.id: _meta(item) for item in body.items}
+            raise TransientError(f"{what}: unreadable response") from None

@@ -14,12 +14,19 @@ from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
 
 from hub import ConnectorSettings
 
-__all__ = ["ChannelId", "YouTubeSettings"]
+__all__ = ["ChannelId", "YouTubeSettings", "uploads_playlist"]
 
 _CHANNEL = re.compile(r"^UC[A-Za-z0-9_-]{22}$")
+_PLAYLIST = re.compile(r"^[A-Za-z0-9_-]{12,64}$")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(?::\d{1,5})?$")
 
 ChannelId = Annotated[str, Field(pattern=_CHANNEL.pattern, description="a channel id (UC...)")]
+
+
+def uploads_playlist(channel_id: str) -> str:
+    """The playlist of a channel's uploads: its id with `UC` replaced by `UU` (vendors.md 4.2)."""
+    return "UU" + channel_id[2:]
+
 
 MIN_SECRET_BYTES = 32
 """Shortest accepted learner-token secret: HS256 keys should carry 256 bits."""
@@ -117,6 +124,15 @@ class YouTubeSettings(ConnectorSettings):
         default_factory=list,
         description="Channel ids to follow with WebSub (new uploads refresh the metadata cache).",
     )
+    playlists: list[str] = Field(
+        default_factory=list,
+        description="Playlist ids (PL..., UU...) whose videos' metadata is fetched ahead of the "
+        "first viewer and refreshed every catalog_refresh_seconds; a channel id (UC...) means "
+        "that channel's uploads. Needs api_key.",
+    )
+    catalog_refresh_seconds: int = Field(
+        default=86_400, ge=3600, description="How often the playlists are walked again."
+    )
     public_url: HttpUrl | None = Field(
         default=None,
         description="The hub's public base URL (https); WebSub callbacks go to "
@@ -151,6 +167,20 @@ class YouTubeSettings(ConnectorSettings):
             out.append(norm)
         return out
 
+    @field_validator("playlists")
+    @classmethod
+    def _playlists(cls, value: list[str]) -> list[str]:
+        out: list[str] = []
+        for raw in value:
+            playlist = raw.strip()
+            if _CHANNEL.match(playlist):
+                playlist = uploads_playlist(playlist)
+            elif not _PLAYLIST.match(playlist):
+                raise ValueError(f"not a playlist or channel id: {raw!r}")
+            if playlist not in out:
+                out.append(playlist)
+        return out
+
     @field_validator("token_secret")
     @classmethod
     def _secret_length(cls, value: SecretStr) -> SecretStr:
@@ -160,6 +190,8 @@ class YouTubeSettings(ConnectorSettings):
 
     @model_validator(mode="after")
     def _websub_needs(self) -> YouTubeSettings:
+        if self.playlists and self.api_key is None:
+            raise ValueError("playlists need api_key (they are read with the YouTube Data API)")
         if self.channels:
             if self.public_url is None or self.public_url.scheme != "https":
                 raise ValueError("channels need public_url with https (hub.secret needs HTTPS)")

@@ -9,13 +9,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
-from _youtube_kit import Kit, result_ext, verbs, y5_body
+from _youtube_kit import CHANNEL, WEBSUB_SECRET, Kit, result_ext, verbs, y5_body
 
 from connectors.youtube.connector import IDLE_EVENT, YouTubeConnector
-from hub import TransientError
+from hub import MaintenanceIncomplete, TransientError
 from hub.events import SourceEvent
-from hub.testing import MemoryState
+from hub.testing import MemoryState, strict_router
+
+WEBSUB_HUB = "https://pubsubhubbub.appspot.com/subscribe"
 
 LAST_SEEN = datetime(2024, 5, 3, 14, 25, 3, 300000, tzinfo=UTC)  # Y5's seq 4 (playing at 320 s)
 
@@ -53,6 +56,22 @@ def test_a_session_silent_for_30_minutes_is_paused_and_terminated(yt: Kit) -> No
     # Swept once: the session is closed now.
     yt.clock.advance(10 * 60)
     assert conn.maintain() == []
+
+
+def test_a_failing_websub_hub_does_not_hold_the_sweep_back(yt: Kit) -> None:
+    yt.clock.set(datetime(2024, 5, 3, 14, 25, 5, 300000, tzinfo=UTC))
+    websub = {"channels": [CHANNEL], "public_url": "https://hub.example.com",
+              "websub_secret": WEBSUB_SECRET}  # fmt: skip
+    conn = yt.connector(completion_threshold=0.9, **websub)
+    with strict_router() as router:
+        router.post(WEBSUB_HUB).mock(return_value=httpx.Response(503))
+        yt.send(conn, playing_body())
+        yt.clock.advance(31 * 60)
+        with pytest.raises(MaintenanceIncomplete, match="WebSub") as failed:
+            conn.maintain()
+    (idle,) = failed.value.events  # the hub enqueues these, then records the failure
+    assert idle.event_type == IDLE_EVENT
+    assert verbs(yt.map(conn, [idle])) == ["paused", "terminated"]
 
 
 def test_a_session_heard_from_recently_is_not_swept(yt: Kit) -> None:

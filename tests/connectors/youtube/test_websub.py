@@ -166,12 +166,15 @@ def test_lease_renewal_at_80_percent(yt: Kit) -> None:
 
 
 def test_hub_refusal_is_reported_by_maintain(yt: Kit) -> None:
-    from hub.errors import TransientError
+    from hub.errors import MaintenanceIncomplete
 
     conn = yt.connector(**WEBSUB)
     with strict_router() as router:
         router.post(HUB).mock(return_value=httpx.Response(503))
-        with pytest.raises(TransientError):
+        with pytest.raises(MaintenanceIncomplete, match="WebSub: WebSub subscribe: HTTP 503"):
+            conn.maintain()
+        router.post(HUB).mock(return_value=httpx.Response(403))
+        with pytest.raises(MaintenanceIncomplete, match="HTTP 403 from the hub"):
             conn.maintain()
 
 
