@@ -58,7 +58,9 @@ from hub import (
     Connector,
     ConnectorRuntime,
     Cursor,
+    HubError,
     InvalidSignature,
+    MaintenanceIncomplete,
     PaginationLoop,
     Person,
     Polling,
@@ -421,8 +423,16 @@ class TeamsConnector(Connector[TeamsSettings], Webhook, Polling[TeamsCursor]):
         if self.settings.notification_url is None:
             logger.info("teams %s: no notification_url; delta polling only", self.instance_id)
             return
+        # One channel's failure (Graph throttling it, a team deleted) must not leave the other
+        # channels' subscriptions to expire: each is kept up, the failures reported together.
+        errors: list[str] = []
         for channel in self.settings.channels:
-            self._maintain_channel(channel)
+            try:
+                self._maintain_channel(channel)
+            except HubError as exc:
+                errors.append(f"channel {channel.key}: {type(exc).__name__}: {exc}")
+        if errors:
+            raise MaintenanceIncomplete([], errors)
 
     def _maintain_channel(self, channel: ChannelRef) -> None:
         now = self.runtime.clock.now()

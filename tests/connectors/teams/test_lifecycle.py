@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from connectors.teams.connector import SubscriptionRecord, TeamsConnector
-from hub.errors import RateLimited
+from hub.errors import MaintenanceIncomplete
 from hub.events import WebhookRequest
 from hub.testing import MemoryState, StrictRouter, json_response, strict_router
 from tests.connectors.teams._graph import (
@@ -122,15 +122,23 @@ def test_no_call_while_far_from_expiry(router: StrictRouter) -> None:
     conn.maintain()  # the strict router fails on any request
 
 
-def test_renewal_rate_limited_honours_retry_after(router: StrictRouter) -> None:
+def test_renewal_rate_limited_is_reported_and_the_other_channel_still_renewed(
+    router: StrictRouter,
+) -> None:
     mock_token(router)
     router.patch(f"{GRAPH}/subscriptions/{SUB1}").mock(
         return_value=httpx.Response(429, headers={"Retry-After": "2"})
     )
-    conn = subscribed(router, MemoryState(), hours_left=10)
-    with pytest.raises(RateLimited) as info:
+    renew2 = router.patch(f"{GRAPH}/subscriptions/{SUB2}").mock(return_value=created(SUB2))
+    state = MemoryState()
+    conn = subscribed(router, state, hours_left=10)
+    before = state.get(f"subscription:{conn.settings.channels[0].key}")
+    with pytest.raises(MaintenanceIncomplete) as info:
         conn.maintain()
-    assert info.value.retry_after == 2.0
+    [error] = info.value.errors
+    assert error.startswith(f"channel {conn.settings.channels[0].key}: RateLimited:")
+    assert renew2.call_count == 1  # the first channel's 429 did not stop the second's renewal
+    assert state.get(f"subscription:{conn.settings.channels[0].key}") == before  # kept as is
 
 
 def test_reauthorization_required_reauthorizes(router: StrictRouter) -> None:
