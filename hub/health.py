@@ -55,18 +55,25 @@ def record_success(
 
 
 def record_error(
-    store: Store, instance_id: str, *, at: datetime, error: str, unhealthy: bool = False
+    store: Store,
+    instance_id: str,
+    *,
+    at: datetime,
+    error: str,
+    unhealthy: bool = False,
+    polled: bool = True,
 ) -> None:
-    """`error` must already be free of secrets (exception messages of hub errors are)."""
+    """`error` must already be free of secrets (exception messages of hub errors are).
+
+    `polled=False` for an error outside a poll (maintenance): the last poll time stays what it
+    was, so a webhook-only connector never shows a poll it did not make.
+    """
     old = read(store, instance_id)
-    _write(
-        store,
-        old.model_copy(
-            update={
-                "last_poll_at": at,
-                "last_error": error[:500],
-                "last_error_at": at,
-                "unhealthy": unhealthy or old.unhealthy,
-            }
-        ),
-    )
+    update: dict[str, object] = {
+        "last_error": error[:500],
+        "last_error_at": at,
+        "unhealthy": unhealthy or old.unhealthy,
+    }
+    if polled:
+        update["last_poll_at"] = at
+    _write(store, old.model_copy(update=update))

@@ -88,6 +88,7 @@ def maintain() -> None:
                 instance_id,
                 at=rt.clock.now(),
                 error=f"maintenance: {type(exc).__name__}: {exc}",
+                polled=False,
             )
             logger.exception(
                 "maintenance of %s failed", instance_id, extra={"instance": instance_id}
