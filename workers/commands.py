@@ -131,11 +131,48 @@ def serve_cmd(state: CliState, host: str | None, port: int | None) -> None:
     type=click.Choice(["threads", "prefork", "solo"]),
     help="threads: one process (scale with more workers); prefork: a process per slot.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    envvar="LXHUB_METRICS_PORT",
+    help="Serve this machine's counters at GET /metrics on this port (for worker machines "
+    "without a web container; off by default).",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="LXHUB_METRICS_HOST",
+    help="Listen address of --metrics-port (0.0.0.0 in a container; keep it internal).",
+)
 @click.pass_obj
-def worker_cmd(state: CliState, queues: str, concurrency: int | None, pool: str) -> None:
+def worker_cmd(
+    state: CliState,
+    queues: str,
+    concurrency: int | None,
+    pool: str,
+    metrics_port: int | None,
+    metrics_host: str,
+) -> None:
     """Run a Celery worker for this hub."""
     rt = _runtime(state)
     _metrics_dir(rt)
+    if metrics_port is not None:
+        from workers.metrics_http import MetricsServer
+
+        try:
+            # The first scrape builds the metrics (after _metrics_dir chose their directory).
+            server = MetricsServer(
+                lambda: rt.metrics.exposition(), host=metrics_host, port=metrics_port
+            )
+        except OSError as exc:
+            raise click.ClickException(
+                f"--metrics-port: cannot listen on {metrics_host}:{metrics_port} ({exc.strerror});"
+                " choose a free port or leave the option out"
+            ) from None
+        host, port = server.start().address
+        logger.info("worker metrics on http://%s:%s/metrics", host, port)
     app = _configure_celery(rt)
     from workers.heartbeat import WorkerHeartbeat
 

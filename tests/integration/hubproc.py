@@ -73,14 +73,15 @@ class Hub:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, role: str, *args: str) -> None:
+    def start(self, role: str, *args: str, env: dict[str, str] | None = None) -> None:
+        """Start `lxhub <role> <args>`; `env` adds to the hub's environment for this process."""
         log = self.data_dir / f"{role}.log"
         self.logs[role] = log
         cmd = [sys.executable, "-m", "hub.cli", "--config", str(self.config_dir), role, *args]
         with log.open("ab") as out:  # the child keeps its own copy of the descriptor
             self.procs[role] = subprocess.Popen(
                 cmd,
-                env=self.env,
+                env={**self.env, **(env or {})},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: a kill reaches the pool children

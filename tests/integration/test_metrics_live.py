@@ -17,7 +17,15 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.hubproc import Hub, send_events, session_event, signed, wait_until, write_hub
+from tests.integration.hubproc import (
+    Hub,
+    free_port,
+    send_events,
+    session_event,
+    signed,
+    wait_until,
+    write_hub,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -37,9 +45,11 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def scrape(hub: Hub) -> tuple[set[str], Samples]:
-    """Family names (as the parser reports them) and every sample by (name, labels)."""
-    text = httpx.get(hub.url + "/metrics", timeout=10).text
+def scrape(hub: Hub | str) -> tuple[set[str], Samples]:
+    """Family names (as the parser reports them) and every sample by (name, labels), from the
+    hub's receiver or from another `/metrics` URL."""
+    url = hub if isinstance(hub, str) else hub.url + "/metrics"
+    text = httpx.get(url, timeout=10).text
     families: set[str] = set()
     samples: Samples = {}
     for family in text_string_to_metric_families(text):
@@ -148,3 +158,41 @@ def test_metrics_after_a_small_pipeline_run(hub: Hub) -> None:
     text = httpx.get(hub.url + "/metrics", timeout=10).text
     for secret in ("admin-token", "integration-secret"):
         assert secret not in text
+
+
+def test_a_worker_on_another_machine_serves_its_own_counters(tmp_path: Path) -> None:
+    """A worker with its own metrics directory (another machine) and `--metrics-port`: its
+    counters are scraped from it, not from the receiver, and the store gauges only from the
+    receiver (once, not once per worker)."""
+    hub = write_hub(tmp_path, backend="sqlite", lrs=[{"name": "local", "type": "local"}])
+    port = free_port()
+    elsewhere = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "other-machine-metrics")}
+    try:
+        hub.start("serve", "--port", str(hub.port))
+        hub.start("worker", "--metrics-port", str(port), env=elsewhere)
+        hub.start("beat")
+        wait_until(hub.ready, timeout=30, what="the receiver's /readyz")
+        assert send_events(hub, range(GOOD), tag="remote") == [202] * GOOD
+        worker = f"http://127.0.0.1:{port}/metrics"
+
+        def delivered() -> bool:
+            try:
+                _, samples = scrape(worker)
+            except httpx.HTTPError:
+                return False  # not listening yet
+            return value(samples, "lxhub_statements_delivered_total", lrs="local") == GOOD
+
+        wait_until(delivered, timeout=60, what=f"{GOOD} delivered, counted by the worker")
+        families, samples = scrape(worker)
+        assert value(samples, "lxhub_statements_produced_total", lrs="local") == GOOD
+        assert value(samples, "lxhub_receipt_to_stored_seconds_count", lrs="local") == GOOD
+        assert "lxhub_outbox_depth" not in families  # store gauges: the receiver's job
+        assert "lxhub_events_received" not in families  # webhook counts: the receiver's own
+        # The receiver's machine never saw those counters; its gauges still see the store.
+        _, on_web = scrape(hub)
+        assert not value(on_web, "lxhub_statements_delivered_total", lrs="local")
+        assert value(on_web, "lxhub_outbox_depth", lrs="local") == 0
+        assert value(on_web, "lxhub_events_received_total", connector="acme-coach") == GOOD
+        assert httpx.get(f"http://127.0.0.1:{port}/status", timeout=5).status_code == 404
+    finally:
+        hub.stop()
