@@ -256,6 +256,35 @@ def normalize(
     return report
 
 
+def routed_destinations(
+    destinations: Sequence[Destination], bound: BoundInstance
+) -> list[Destination]:
+    """The destinations an instance sends to: those its `lrs:` list names, or all."""
+    return [d for d in destinations if bound.lrs is None or d.name in bound.lrs]
+
+
+def encode_for_targets(
+    statement: Statement | StatementJson,
+    destinations: Sequence[Destination],
+    *,
+    instance_id: str,
+    now: datetime,
+) -> tuple[str, list[Destination], dict[XapiVersion, bytes]]:
+    """The statement's verb IRI, the destinations whose routes accept it, and its canonical
+    bytes for each xAPI version those speak. Raises `StatementInvalid`.
+
+    The normalizer appends those bytes to the outboxes; the backfill dry run only counts them:
+    one function so the dry run's answer is the normalizer's.
+    """
+    verb_iri = statement_verb_id(statement)
+    targets = [d for d in destinations if d.accepts(instance_id, verb_iri)]
+    encoded = {
+        version: canonical_bytes(statement, version=version, now=now)
+        for version in {d.xapi_version for d in targets}
+    }
+    return verb_iri, targets, encoded
+
+
 def _route(
     statements: Sequence[Statement | StatementJson],
     *,
@@ -267,19 +296,12 @@ def _route(
     batches: dict[str, list[OutboxItem]],
     report: NormalizeReport,
 ) -> None:
+    routed = routed_destinations(destinations, bound)
     for statement in statements:
-        verb_iri = statement_verb_id(statement)
-        targets = [
-            d
-            for d in destinations
-            if (bound.lrs is None or d.name in bound.lrs) and d.accepts(bound.instance_id, verb_iri)
-        ]
-        encoded: dict[str, bytes] = {}
         try:
-            for version in {d.xapi_version for d in targets}:
-                encoded[version] = canonical_bytes(
-                    statement, version=version, now=event.received_at
-                )
+            verb_iri, targets, encoded = encode_for_targets(
+                statement, routed, instance_id=bound.instance_id, now=event.received_at
+            )
         except StatementInvalid as exc:
             _dead_letter(
                 store,

@@ -46,10 +46,14 @@ from hub.errors import (
 from hub.inbox import INBOX
 from hub.lrs import LrsUnauthorized
 from hub.mapping import Unmapped
-from hub.pipeline import mapping_context, run_poll
+from hub.pipeline import (
+    Destination,
+    encode_for_targets,
+    mapping_context,
+    routed_destinations,
+    run_poll,
+)
 from hub.runtime import BoundConnector, HubRuntime
-from hub.xapi import statement_verb_id
-from hub.xapi.serialize import canonical_bytes
 from hub.xapi.validation import StatementInvalid
 
 NAMESPACE = "backfill"
@@ -483,7 +487,7 @@ def _dry_run(
 ) -> DryRunSummary:
     connector = _poller(bound)
     summary = DryRunSummary(connector=bound.instance_id, since=since, until=until)
-    destinations = [d for d in rt.destinations if bound.lrs is None or d.name in bound.lrs]
+    destinations = routed_destinations(rt.destinations, bound)
     for d in destinations:
         summary.lrs[d.name] = LrsCount()
     limit = until if until is not None else rt.clock.now() - timedelta(seconds=30)
@@ -532,7 +536,7 @@ def _map_one(
     rt: HubRuntime,
     bound: BoundConnector,
     event: Any,
-    destinations: list[Any],
+    destinations: list[Destination],
     summary: DryRunSummary,
     seen: set[str],
 ) -> None:
@@ -554,12 +558,10 @@ def _map_one(
         summary.unmapped[result.event_type] += 1
         return
     for statement in result:
-        targets = [
-            d for d in destinations if d.accepts(bound.instance_id, statement_verb_id(statement))
-        ]
         try:
-            for version in {d.xapi_version for d in targets}:
-                canonical_bytes(statement, version=version)
+            _, targets, _ = encode_for_targets(
+                statement, destinations, instance_id=bound.instance_id, now=event.received_at
+            )
         except StatementInvalid:
             summary.failed["invalid_statement"] += 1
             continue
