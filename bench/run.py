@@ -1311,6 +1311,29 @@ def report(results: dict[str, Any], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def lrs_share(results: dict[str, Any]) -> list[str]:
+    """Learning Locker's cores during ll-batched over its cores in the direct baselines.
+
+    A rate is cores / CPU per statement, and this host's speed (so the CPU per statement)
+    drifts by a third within a minute on a bad day, between the phase and the baselines that
+    bracket it. The core share does not depend on the speed: it says what fraction of the CPU
+    Learning Locker had at its own limit it still got with the hub beside it. Shown beside the
+    ratio, never instead of it.
+    """
+    phase = next((p for p in results["phases"] if p["name"] == "ll-batched"), None)
+    cores = [b["lrs_cores"] for b in results["baselines"]
+             if b["name"] in ("ll-direct-batched", "ll-direct-batched-after")
+             and b.get("lrs_cores")]  # fmt: skip
+    if phase is None or not cores or not phase["statements_per_s"]:
+        return []
+    used = phase["cpu_ms_per_event"].get("lrs", 0.0) * phase["statements_per_s"] / 1000.0
+    direct = sum(cores) / len(cores)
+    return [
+        f"Learning Locker's cores in ll-batched ({used:.2f}) / in the direct baselines "
+        f"({direct:.2f}), independent of the host's speed: {used / direct:.3f}"
+    ]
+
+
 def cpu_ceiling(results: dict[str, Any]) -> list[str]:
     """What the CPU figures allow the Learning Locker ratio to be on this machine's cores.
 
@@ -1561,7 +1584,7 @@ def main() -> int:
                 ratios.append(f"{p.name} steady (10th-90th percentile arrivals, "
                               f"{fmt(p.steady_statements_per_s)} st/s) / the same mean: "
                               f"{p.steady_statements_per_s / direct_mean:.3f}")  # fmt: skip
-    results["ratios"] = ratios
+    results["ratios"] = ratios + lrs_share(results)
     results["notes"] = notes + [
         "receipt = the moment the driver sent the request; stored = arrival at the null LRS "
         "(its clock) or the `stored` time Learning Locker assigned; same machine clock.",
