@@ -32,7 +32,7 @@ Example::
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -167,8 +167,18 @@ class Connector(abc.ABC, Generic[SettingsT]):
 
         May return events the upkeep found (e.g. a video session gone silent, to be terminated):
         the hub appends them to the inbox, and they are normalized like received ones.
+        When one part failed after another found events, raise `MaintenanceIncomplete`.
         """
         return None
+
+    def status_details(self) -> Mapping[str, str]:
+        """A few short facts for the status page, `/api/status` and `lxhub status`: label ->
+        value, e.g. ``{"Data API units today": "120 of 10,000"}``.
+
+        Called on every status request: read the figures from `runtime.state` or the settings,
+        make no network call, and never include a secret. Default: none.
+        """
+        return {}
 
     def map(self, event: SourceEvent, ctx: MappingContext) -> MapResult:
         """Map one raw event to statements. Defaults to the class's `mapper`."""

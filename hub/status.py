@@ -8,10 +8,11 @@ normalize and delivery tasks (`hub.metrics.record_events`, `hub.metrics.record_d
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from hub import health
 from hub.delivery import circuit_state
@@ -20,7 +21,13 @@ from hub.metrics import DELIVERED, EVENTS, RATE_WINDOW_MINUTES, Rates
 from hub.store.base import DeadLetterFilter
 
 if TYPE_CHECKING:
+    from hub.connector import Connector
     from hub.runtime import HubRuntime
+
+logger = logging.getLogger(__name__)
+
+MAX_DETAILS = 8
+"""Facts shown per connector; a plugin cannot flood the page."""
 
 
 class ConnectorStatus(BaseModel):
@@ -40,6 +47,9 @@ class ConnectorStatus(BaseModel):
     unhealthy: bool
     description: str = ""
     events_per_minute: float = 0.0
+    details: dict[str, str] = Field(
+        default_factory=dict, description="the connector's own facts (`status_details()`)"
+    )
 
 
 class LrsStatus(BaseModel):
@@ -88,6 +98,17 @@ class HubStatus(BaseModel):
     recent_dead_letters: list[DeadLetterSummary]
 
 
+def details(connector: Connector[Any]) -> dict[str, str]:
+    """The connector's `status_details()`, bounded; a plugin that fails there must not take
+    the status page down with it."""
+    try:
+        found = connector.status_details()
+        return {str(k)[:60]: str(v)[:200] for k, v in list(found.items())[:MAX_DETAILS]}
+    except Exception:
+        logger.exception("status_details() of connector %r failed", connector.name)
+        return {"status details": "unavailable (status_details() failed; see the logs)"}
+
+
 def collect(runtime: HubRuntime, *, now: datetime | None = None, recent: int = 10) -> HubStatus:
     """Read every figure of the status page from the store (no secret is ever part of it)."""
     store = runtime.store
@@ -112,6 +133,7 @@ def collect(runtime: HubRuntime, *, now: datetime | None = None, recent: int = 1
                 unhealthy=h.unhealthy,
                 description=instance.description,
                 events_per_minute=round(rates.per_minute(EVENTS, instance_id, now=now), 2),
+                details=details(bound.connector) if bound and instance.enabled else {},
             )
         )
     lrs_list: list[LrsStatus] = []

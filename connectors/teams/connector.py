@@ -403,6 +403,19 @@ class TeamsConnector(Connector[TeamsSettings], Webhook, Polling[TeamsCursor]):
     def resync_requested(self, channel: ChannelRef) -> bool:
         return self.runtime.state.get(f"resync:{channel.key}") is not None
 
+    def status_details(self) -> dict[str, str]:
+        """Change-notification subscriptions: how many are live and when the next expires."""
+        if not self.settings.channels or self.settings.notification_url is None:
+            return {}
+        now = self.runtime.clock.now()
+        live = [r for c in self.settings.channels if (r := self.subscription(c)) is not None
+                and r.expires_at > now]  # fmt: skip
+        text = f"{len(live)} of {len(self.settings.channels)} channels"
+        if live:
+            soonest = min(r.expires_at for r in live) - now
+            text += f", next expiry in {soonest.total_seconds() / 3600:.1f} h"
+        return {"Graph subscriptions": text}
+
     def subscription(self, channel: ChannelRef) -> SubscriptionRecord | None:
         raw = self.runtime.state.get(f"subscription:{channel.key}")
         if raw is None:

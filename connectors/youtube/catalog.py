@@ -114,6 +114,19 @@ class PlaylistCatalog:
         except ValidationError:
             return PlaylistProgress()  # unreadable: walk it again from the start
 
+    def summary(self) -> str:
+        """One line for the status page: how far the playlists are walked."""
+        states = [self.progress(p) for p in self._settings.playlists]
+        done = [p for p in states if not p.walking and p.completed_at and p.error is None]
+        failed = sum(1 for p in states if p.error is not None)
+        walking = sum(1 for p in states if p.walking)
+        parts = [f"{len(done)} of {len(states)} walked ({sum(p.videos for p in done):,} videos)"]
+        if walking:
+            parts.append(f"{walking} walking")
+        if failed:
+            parts.append(f"{failed} failed (see last error)")
+        return ", ".join(parts)
+
     def _save(self, playlist: str, progress: PlaylistProgress) -> None:
         self._state.set(
             f"catalog:{playlist}", progress.model_dump_json(), ttl_seconds=PROGRESS_TTL_SECONDS

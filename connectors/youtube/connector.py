@@ -167,6 +167,16 @@ class YouTubeConnector(Connector[YouTubeSettings], Webhook):
         """Data API units spent today (Pacific day); for the status page."""
         return self.metadata.quota_used()
 
+    def status_details(self) -> dict[str, str]:
+        """Data API units spent today and how far the playlist catalog is walked."""
+        out: dict[str, str] = {}
+        if self.settings.api_key is not None:
+            used, budget = self.quota_used(), self.settings.daily_quota_units
+            out["Data API units today"] = f"{used:,} of {budget:,} (Pacific day)"
+        if self.settings.playlists:
+            out["playlist catalog"] = self.catalog.summary()
+        return out
+
     def check(self) -> None:
         """Look up one public video when an API key is configured (1 unit)."""
         if self.settings.api_key is None:

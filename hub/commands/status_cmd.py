@@ -58,6 +58,8 @@ def status_cmd(state: CliState, as_json: bool) -> None:
             )
         )
         click.echo(f"  {c.id:<18}{c.type:<14}{state_text:<17}last poll: {last}")
+        for label, value in c.details.items():
+            click.echo(f"      {label}: {value}")
         if c.last_error:
             click.echo(f"      last error: {c.last_error[:150]}")
     click.echo(f"\nDead letters: {report.dead_letters_total}")

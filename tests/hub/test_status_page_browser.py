@@ -91,6 +91,9 @@ class LmsConnector(Connector[LmsSettings], Polling[TimeCursor]):
     def check(self) -> None:
         return None
 
+    def status_details(self) -> dict[str, str]:
+        return {"API calls today": "120 of 1,000"}
+
     def poll(self, cursor: TimeCursor | None, *, until: datetime) -> PollResult[TimeCursor]:
         return PollResult[TimeCursor](events=[], next_cursor=cursor)
 
@@ -384,6 +387,7 @@ def test_status_page_in_headless_chromium(
         "[...document.querySelector('#connectors tbody tr').cells].map(c => c.innerText.trim())"
     )
     assert connector[0].startswith("lms-main")
+    assert "API calls today: 120 of 1,000" in connector[0]  # the connector's own facts
     assert "enabled" in connector[1]
     assert "min ago" in connector[2]  # last poll 2 minutes ago
     assert float(connector[3]) > 0  # events / min

@@ -226,3 +226,16 @@ def test_notification_without_resource_data_requests_resync() -> None:
 def test_no_subscriptions_without_a_notification_url(router: StrictRouter) -> None:
     conn = build(router, notification_url=None)
     conn.maintain()
+
+
+def test_status_details_show_live_subscriptions_and_the_next_expiry(router: StrictRouter) -> None:
+    state = MemoryState()
+    conn = subscribed(router, state, hours_left=10)
+    facts = conn.status_details
+    assert facts() == {"Graph subscriptions": "2 of 2 channels, next expiry in 10.0 h"}
+    expired = SubscriptionRecord.model_validate_json(
+        state.get(f"subscription:{conn.settings.channels[1].key}") or ""
+    ).model_copy(update={"expires_at": NOW - timedelta(minutes=1)})
+    state.set(f"subscription:{conn.settings.channels[1].key}", expired.model_dump_json())
+    assert facts() == {"Graph subscriptions": "1 of 2 channels, next expiry in 10.0 h"}
+    assert build(router, notification_url=None).status_details() == {}  # delta polling only

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from _youtube_kit import CHANNEL, FIXTURES, Kit
+from click.testing import CliRunner
 from pydantic import ValidationError
 
 from connectors.youtube.catalog import PlaylistCatalog
 from connectors.youtube.connector import YouTubeConnector
 from connectors.youtube.settings import YouTubeSettings
+from hub.cli import main
 from hub.errors import MaintenanceIncomplete
 from hub.testing import strict_router
 
@@ -213,3 +217,47 @@ def test_quota_exceeded_from_google_stops_the_catalog_for_the_day(yt: Kit) -> No
     assert second.stopped == "quota"  # the day counts as spent: no second call
     assert pages.call_count == 1
     assert conn.metadata.quota_left() == 0
+
+
+def test_status_details_show_quota_and_catalog_progress(yt: Kit) -> None:
+    assert yt.connector().status_details() == {}  # no key, no playlists: nothing to show
+    api = Playlists(**{PLAYLIST: _ids("a", 60)})
+    conn = _connector(yt, playlists=[PLAYLIST, "PLmissing0000000000"])
+    assert conn.status_details() == {
+        "Data API units today": "0 of 10,000 (Pacific day)",
+        "playlist catalog": "0 of 2 walked (0 videos)",
+    }
+    with strict_router() as router:
+        router.get(f"{API}/playlistItems").mock(side_effect=api.page)
+        router.get(f"{API}/videos").mock(side_effect=api.videos)
+        _catalog(yt, conn, pages=1).refresh()  # the first page of the first playlist
+        assert conn.status_details()["playlist catalog"] == "0 of 2 walked (0 videos), 1 walking"
+        conn.catalog.refresh()
+    assert conn.status_details() == {
+        # Two pages and their two videos.list calls, and the 404 (Google charges it too).
+        "Data API units today": "5 of 10,000 (Pacific day)",
+        "playlist catalog": "1 of 2 walked (60 videos), 1 failed (see last error)",
+    }
+
+
+def test_lxhub_status_prints_the_connector_facts(tmp_path: Path) -> None:
+    """The whole path: a config with a YouTube instance, its state in the real SQLite store,
+    `lxhub status` reading it through `status_details()`."""
+    config = tmp_path / "config"
+    (config / "connectors").mkdir(parents=True)
+    (config / "hub.yaml").write_text(
+        f"data_dir: {tmp_path / 'data'}\nlrs:\n  - name: local\n    type: local\n"
+    )
+    instance = {
+        "id": "yt-learn", "type": "youtube", "enabled": True,
+        "settings": {"tenant": "learn.example.com", "token_secret": "s" * 32,
+                     "api_key": "${YT_KEY}", "playlists": [CHANNEL]},
+    }  # fmt: skip
+    (config / "connectors" / "yt-learn.yaml").write_text(yaml.safe_dump(instance))
+    result = CliRunner().invoke(
+        main, ["--config", str(config), "status"], env={"YT_KEY": "not-shown-anywhere"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "      Data API units today: 0 of 10,000 (Pacific day)\n" in result.output
+    assert "      playlist catalog: 0 of 1 walked (0 videos)\n" in result.output
+    assert "not-shown-anywhere" not in result.output
