@@ -115,6 +115,7 @@ OPT_OUT_KEYS: Mapping[str, str] = {
     "plugin.json_schema": "the settings JSON Schema exports",
     "plugin.descriptions": "every settings field has a description",
     "plugin.sample_settings": "sample settings validate; an unknown key is rejected",
+    "plugin.status_details": "status_details() gives text, calls nothing, shows no secret",
     "check.success": "check() passes against the mocked source",
     "check.unauthorized": "check() raises ConfigError on 401",
     "check.server_error": "check() raises TransientError on 5xx",
@@ -346,6 +347,22 @@ def _is_secret(annotation: Any) -> bool:
     return bool(leaves) and all(
         isinstance(t, type) and issubclass(t, SecretStr | SecretBytes) for t in leaves
     )
+
+
+def _secret_values(value: Any) -> Iterator[str]:
+    """The plain text of every SecretStr/SecretBytes inside a settings object."""
+    if isinstance(value, SecretStr | SecretBytes):
+        raw = value.get_secret_value()
+        yield raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _secret_values(getattr(value, name))
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _secret_values(item)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from _secret_values(item)
 
 
 def _walk(value: Any, path: str = "$") -> Iterator[tuple[str, Any]]:
@@ -697,6 +714,17 @@ class ConnectorConformance:
             model.model_validate({**self.sample_settings, "lxhub_unknown_key": 1})
         kinds = {err["type"] for err in info.value.errors()}
         assert "extra_forbidden" in kinds, f"an unknown key must be rejected as such, got {kinds}"
+
+    @conformance("plugin.status_details")
+    def test_status_details_are_text_without_calls_or_secrets(self) -> None:
+        # The harness fails the test on any HTTP request: the hook runs on every status request.
+        with self.harness() as h:
+            facts = dict(h.connector.status_details())
+            secrets = [v for v in _secret_values(h.connector.settings) if len(v) >= 4]
+        bad = [k for k, v in facts.items() if not (isinstance(k, str) and isinstance(v, str))]
+        assert not bad, f"status_details() must map text to text: {bad}"
+        leaked = [k for k, v in facts.items() if any(s in v or s in k for s in secrets)]
+        assert not leaked, f"status_details() shows a secret setting under {leaked}"
 
     # -- 2. check() --------------------------------------------------------------------------
 
