@@ -60,7 +60,7 @@ from hub.signatures import (
     matches_any,
     secret_bytes,
 )
-from hub.webhooks import json_body, load_json, media_type
+from hub.webhooks import json_body, json_depth, load_json, media_type
 
 __version__ = "0.1.0"
 
@@ -119,6 +119,7 @@ __all__ = [
     "hmac_digest",
     "iterate_pages",
     "json_body",
+    "json_depth",
     "load_json",
     "matches_any",
     "media_type",

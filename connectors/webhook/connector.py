@@ -80,6 +80,7 @@ from hub import (
     WebhookRequest,
     WebhookResponse,
     hmac_digest,
+    json_depth,
     matches_any,
     secret_bytes,
 )
@@ -526,7 +527,8 @@ class GenericWebhookConnector(Connector[GenericWebhookSettings], Webhook, Pollin
                 raise BadRequest("JSON nested too deeply", status=415) from None
             except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
                 raise BadRequest("malformed JSON body") from None
-        if _deeper_than(data, self.spec.ingress.max_depth):
+        limit = self.spec.ingress.max_depth
+        if json_depth(data, stop_above=limit) > limit:
             raise BadRequest("JSON nested too deeply", status=415)
         return data
 
@@ -569,22 +571,3 @@ class GenericWebhookConnector(Connector[GenericWebhookSettings], Webhook, Pollin
 _LONG_DIGITS = re.compile(rb"[0-9]{19}")
 _LONG_DIGITS_TEXT = re.compile(r"[0-9]{19}")
 _UNPARSED = object()
-
-
-def _deeper_than(data: Any, limit: int) -> bool:
-    """Whether decoded JSON nests deeper than `limit` (a scalar is depth 0, `[]` depth 1).
-
-    Iterative (no recursion on hostile input), only containers are stacked, and it stops at
-    the first container past the limit: it runs on every webhook body.
-    """
-    if not isinstance(data, dict | list):
-        return False
-    stack: list[tuple[Any, int]] = [(data, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return True
-        for child in node.values() if isinstance(node, dict) else node:
-            if isinstance(child, dict | list):
-                stack.append((child, depth + 1))
-    return False

@@ -11,7 +11,9 @@ import gzip
 import importlib.util
 import json
 import logging
+import random
 import sys
+from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -650,6 +652,39 @@ def test_json_depth_counts_containers() -> None:
     assert json_depth(1) == 0
     assert json_depth({}) == 1
     assert json_depth({"a": [1, {"b": []}]}) == 4
+    # Containers of other types (an object_pairs_hook's OrderedDict) count like dicts.
+    assert json_depth({"a": OrderedDict(b=[OrderedDict()])}) == 4
+    assert json_depth([OrderedDict(b=[[]])]) == 4
+
+
+def _reference_depth(value: object) -> int:
+    """The definition, recursively (fine for the small documents below)."""
+    if isinstance(value, dict):
+        return 1 + max((_reference_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_reference_depth(v) for v in value), default=0)
+    return 0
+
+
+def _random_json(rng: random.Random, budget: int) -> object:
+    kind = rng.random()
+    if budget <= 0 or kind < 0.3:
+        return rng.choice([0, 1.5, "x", None, True])
+    children = [_random_json(rng, budget - rng.randint(1, 4)) for _ in range(rng.randint(0, 4))]
+    if kind < 0.65:
+        return children
+    return {f"k{i}": child for i, child in enumerate(children)}
+
+
+def test_json_depth_agrees_with_its_definition_on_random_documents() -> None:
+    rng = random.Random(20261129)
+    for _ in range(3000):
+        doc = _random_json(rng, rng.randint(0, 14))
+        depth = _reference_depth(doc)
+        assert json_depth(doc) == depth, doc
+        limit = rng.randint(0, 12)
+        # Stopping early: over the limit exactly when the document is deeper than it.
+        assert (json_depth(doc, stop_above=limit) > limit) == (depth > limit), (doc, limit)
 
 
 def test_decode_body_handles_identity_and_multi_member_gzip() -> None:
