@@ -719,7 +719,14 @@ class ConnectorConformance:
     def test_status_details_are_text_without_calls_or_secrets(self) -> None:
         # The harness fails the test on any HTTP request: the hook runs on every status request.
         with self.harness() as h:
-            facts = dict(h.connector.status_details())
+            try:
+                facts = dict(h.connector.status_details())
+            except Exception as exc:  # an unmocked request lands here too
+                pytest.fail(
+                    f"status_details() raised {type(exc).__name__}: {exc}. It runs on every "
+                    "status request: read runtime.state or the settings, call nothing",
+                    pytrace=False,
+                )
             secrets = [v for v in _secret_values(h.connector.settings) if len(v) >= 4]
         bad = [k for k, v in facts.items() if not (isinstance(k, str) and isinstance(v, str))]
         assert not bad, f"status_details() must map text to text: {bad}"

@@ -113,6 +113,10 @@ class BrokenConnector(ToyConnector):
         # polling.until: the mark is not clamped to `until`
         return PollResult(events=events, next_cursor=TimeCursor(mark=newest), has_more=False)
 
+    def status_details(self) -> dict[str, str]:
+        # plugin.status_details: asks the API on every status request
+        return {"records": str(len(self._get("/v1/records").json()["records"]))}
+
     def handshake(self, request: WebhookRequest) -> WebhookResponse | None:
         data = json.loads(request.body)  # (never reached with a non-JSON body in these tests)
         if data.get("type") == "url_verification":

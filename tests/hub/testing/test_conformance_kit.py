@@ -96,7 +96,7 @@ def outcomes(result: pytest.RunResult) -> dict[str, str]:
 def test_good_connector_passes_everything(pytester: pytest.Pytester) -> None:
     make_project(pytester, GOOD.replace("{extra}", ""))
     result = run(pytester)
-    result.assert_outcomes(passed=37)
+    result.assert_outcomes(passed=38)
 
 
 BROKEN_FAILURES = {
@@ -107,6 +107,8 @@ BROKEN_FAILURES = {
     "test_secret_fields_are_secretstr": "api_token",
     "test_settings_fields_have_descriptions": "signing_secret",
     "test_sample_settings_validate": "DID NOT RAISE",
+    "test_status_details_are_text_without_calls_or_secrets": "status_details() raised "
+    "AllMockedAssertionError",
     "test_check_unauthorized_is_config_error": "TransientError",
     "test_mapping_matches_golden[completed]": "completed.actual.json",
     "test_mapping_matches_golden[registered]": "registered.actual.json",
@@ -144,7 +146,7 @@ def test_opt_out_skips_with_its_reason(pytester: pytest.Pytester) -> None:
     extra = 'skip = {"webhook.handshake": "toy has none", "check": "no remote check"}'
     make_project(pytester, GOOD.replace("{extra}", extra))
     result = run(pytester)
-    result.assert_outcomes(passed=32, skipped=5)
+    result.assert_outcomes(passed=33, skipped=5)
     result.stdout.fnmatch_lines(
         ["*opted out of check.*no remote check*", "*opted out of webhook.handshake: toy has none*"]
     )
@@ -168,7 +170,7 @@ def test_missing_golden_file_fails_and_writes_actual(pytester: pytest.Pytester) 
     fixtures = make_project(pytester, GOOD.replace("{extra}", ""))
     (fixtures / "expected" / "registered.json").unlink()
     result = run(pytester)
-    result.assert_outcomes(passed=36, failed=1)
+    result.assert_outcomes(passed=37, failed=1)
     result.stdout.fnmatch_lines(["*missing expected file*registered.json*"])
     assert (fixtures / "expected" / "registered.actual.json").is_file()
 
