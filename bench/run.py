@@ -513,6 +513,10 @@ class HubOptions:
 
     threads: int = 8
     processes: int = 1
+    # Autogroup nice of every hub process (0: the default). Each process runs in its own
+    # session, so its own scheduler group, like a container; a positive value lowers the hub's
+    # CPU weight against the LRS's, as `cpu_shares` below 1024 does for a compose service.
+    nice: int = 0
 
 
 def worker_role(index: int) -> str:
@@ -590,6 +594,12 @@ class Hub:
         for role, worker_args in self.opts.workers():
             self._start(role, *worker_args, command="worker")
         self._start("beat")
+        if self.opts.nice:
+            for role, proc in self.procs.items():
+                try:
+                    Path(f"/proc/{proc.pid}/autogroup").write_text(str(self.opts.nice))
+                except OSError as exc:
+                    raise RuntimeError(f"--hub-nice: {role}'s autogroup: {exc}") from None
         wait_until(self.ready, timeout=60, what="the receiver's /readyz")
 
     def ready(self) -> bool:
@@ -1255,7 +1265,12 @@ def report(results: dict[str, Any], command: str) -> str:
         + " | ".join("worker " + " ".join(a) for a in results["options"]["worker_args"])
         + f" | beat`, Redis broker DB {BROKER_DB} + store DB {STORE_DB}, log level "
         f"{results['options']['log_level']}, LRS batch_size {results['options']['batch_size']}, "
-        f"max_batch_wait {results['options']['max_batch_wait']} s",
+        f"max_batch_wait {results['options']['max_batch_wait']} s"
+        + (
+            f", every hub process at autogroup nice {results['options']['nice']} (`--hub-nice`)"
+            if results["options"].get("nice")
+            else ""
+        ),
         f"- load generator: this driver ({results['client']} HTTP/1.1 client, "
         f"{results['concurrency']} concurrent requests at full speed, open loop at fixed rate), "
         "on the same 2 cores; the machine is shared, so each phase first waits (bounded) for "
@@ -1414,6 +1429,13 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1,
                         help="threaded worker processes (topology threads), like "
                         "`docker compose up --scale worker=N`")  # fmt: skip
+    parser.add_argument(
+        "--hub-nice",
+        type=int,
+        default=0,
+        help="autogroup nice of the hub's processes (0-19): a lower CPU weight than the LRS's "
+        "on this shared host, as compose `cpu_shares` below 1024 gives a service",
+    )
     parser.add_argument("--log-level", default="INFO", help="hub log level")
     parser.add_argument("--skip-ll", action="store_true", help="null LRS only")
     parser.add_argument("--no-write", action="store_true", help="do not append to RESULTS.md")
@@ -1447,7 +1469,7 @@ def main() -> int:
     QUIET_WAIT = prof.quiet_wait
     opts = HubOptions(concurrency=args.concurrency, log_level=args.log_level.upper(),
                       topology=args.topology, threads=args.threads,
-                      processes=args.workers)  # fmt: skip
+                      processes=args.workers, nice=args.hub_nice)  # fmt: skip
     command = " ".join([".venv/bin/python", "bench/run.py", *sys.argv[1:]])
     started = time.monotonic()
     cli, cli_name = launcher()
