@@ -1432,9 +1432,10 @@ def main() -> int:
     parser.add_argument(
         "--hub-nice",
         type=int,
-        default=0,
-        help="autogroup nice of the hub's processes (0-19): a lower CPU weight than the LRS's "
-        "on this shared host, as compose `cpu_shares` below 1024 gives a service",
+        default=10,
+        help="autogroup nice of the hub's processes (0-19; default 10, weight 110 against the "
+        "LRS's 1024): on this host shared with the LRS, the hub runs at the lower CPU weight "
+        "docs/operations.md recommends for such a host; 0 gives both equal weights",
     )
     parser.add_argument("--log-level", default="INFO", help="hub log level")
     parser.add_argument("--skip-ll", action="store_true", help="null LRS only")
