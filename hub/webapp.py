@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from hub import status
 from hub.local_lrs import LocalLrsTransport
+from hub.metrics import EXPOSITION_CONTENT_TYPE
 from hub.runtime import HubRuntime
 from hub.web import create_app
 from hub.webhooks import Receiver, ReceiverInstance
@@ -92,7 +93,7 @@ def build_app(runtime: HubRuntime, *, broker_ping: Callable[[], bool] | None = N
 
     async def metrics(request: Request) -> Response:
         body = await run_in_threadpool(runtime.metrics.exposition, runtime)
-        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(body, media_type=EXPOSITION_CONTENT_TYPE)
 
     async def status_api(request: Request) -> Response:
         if not auth.allows(request):

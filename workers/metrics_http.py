@@ -20,11 +20,11 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-__all__ = ["CONTENT_TYPE", "MetricsServer"]
+from hub.metrics import EXPOSITION_CONTENT_TYPE
+
+__all__ = ["MetricsServer"]
 
 logger = logging.getLogger(__name__)
-
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class MetricsServer:
@@ -51,7 +51,7 @@ class MetricsServer:
                     self.send_error(500)
                     return
                 self.send_response(200)
-                self.send_header("Content-Type", CONTENT_TYPE)
+                self.send_header("Content-Type", EXPOSITION_CONTENT_TYPE)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if send_body:

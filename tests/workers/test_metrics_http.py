@@ -11,7 +11,8 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from workers.metrics_http import CONTENT_TYPE, MetricsServer
+from hub.metrics import EXPOSITION_CONTENT_TYPE
+from workers.metrics_http import MetricsServer
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def test_metrics_are_served_and_nothing_else(
     url, answers = served
     answers += [b"lxhub_statements_delivered_total 3.0\n", RuntimeError("boom"), b"x 1.0\n"]
     ok = httpx.get(url + "/metrics")
-    assert (ok.status_code, ok.headers["content-type"]) == (200, CONTENT_TYPE)
+    assert (ok.status_code, ok.headers["content-type"]) == (200, EXPOSITION_CONTENT_TYPE)
     assert ok.content == b"lxhub_statements_delivered_total 3.0\n"
     assert httpx.get(url + "/metrics").status_code == 500  # the render failed ...
     assert httpx.get(url + "/metrics?x=1").content == b"x 1.0\n"  # ... and the next one works
