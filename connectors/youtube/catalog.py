@@ -47,7 +47,6 @@ class PlaylistProgress(BaseModel):
 
     page_token: str | None = Field(default=None, description="next page of the current walk")
     seen: list[str] = Field(default_factory=list, description="LoopGuard fingerprints")
-    walk_started_at: datetime | None = None
     completed_at: datetime | None = Field(default=None, description="end of the last walk")
     videos: int = Field(default=0, description="videos listed by the current or last walk")
     error: str | None = Field(default=None, description="why the last walk stopped, if it did")
@@ -161,7 +160,7 @@ class PlaylistCatalog:
     def _walk(self, playlist: str, progress: PlaylistProgress, report: CatalogReport) -> bool:
         """Walk one playlist from where it stands; False when the run must stop."""
         if not progress.walking:  # a new walk
-            progress = PlaylistProgress(walk_started_at=self._clock.now())
+            progress = PlaylistProgress()
         guard = LoopGuard(progress.seen)
         while True:
             if report.pages >= self._pages_per_run:

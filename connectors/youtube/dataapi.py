@@ -28,7 +28,7 @@ from connectors.youtube.settings import YouTubeSettings
 from hub import Clock, ConfigError, KeyValue, TransientError
 from hub.xapi import parse_duration, parse_timestamp
 
-__all__ = ["MAX_IDS_PER_CALL", "MetadataClient", "error_reason", "pacific_day"]
+__all__ = ["MAX_IDS_PER_CALL", "MetadataClient", "pacific_day"]
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def _meta(item: _Item) -> VideoMeta:
     )
 
 
-def error_reason(response: httpx.Response) -> str:
+def _reason(response: httpx.Response) -> str:
     """`error.errors[0].reason` of a Google API error body (`quotaExceeded`), or ''."""
     try:
         data = response.json()
@@ -142,13 +142,13 @@ class MetadataClient:
     def quota_left(self) -> int:
         return max(0, self._settings.daily_quota_units - self.quota_used())
 
-    def charge(self, units: int = 1) -> None:
+    def _charge(self, units: int = 1) -> None:
         """Count `units` spent today (every Data API request costs, failed ones included)."""
         # get+set, not atomic: concurrent workers may under-count by a few units (open point:
         # KeyValue has no increment; Store.incr exists but is not exposed to connectors).
         self._state.set(self._quota_key(), str(self.quota_used() + units), ttl_seconds=2 * 86400)
 
-    def exhaust(self) -> None:
+    def _exhaust(self) -> None:
         """Google said the quota is spent: count the whole day as used."""
         self._state.set(
             self._quota_key(), str(self._settings.daily_quota_units), ttl_seconds=2 * 86400
@@ -237,11 +237,11 @@ class MetadataClient:
             raise TransientError(f"{what}: network error ({type(exc).__name__})") from None
         finally:
             # Google charges a unit for every request it receives, failed ones included.
-            self.charge()
+            self._charge()
         status = response.status_code
-        reason = error_reason(response)
+        reason = _reason(response)
         if status == 403 and reason in ("quotaExceeded", "dailyLimitExceeded"):
-            self.exhaust()
+            self._exhaust()
             raise TransientError(f"{what}: daily quota exceeded")
         if status in (400, 401, 403):
             raise ConfigError(
